@@ -64,7 +64,9 @@ class Variant:
             return "conv"
         name = "coordconv"
         if self.coord_layers != "first":
-            name += "-all" if self.coord_layers == "all" else "-L" + self.coord_layers.replace(",", "-")
+            name += (
+                "-all" if self.coord_layers == "all" else "-L" + self.coord_layers.replace(",", "-")
+            )
         return name + ("-r" if self.with_r else "")
 
     @classmethod
@@ -77,7 +79,8 @@ class Variant:
         if m is None:
             raise ValueError(
                 f"unknown variant {name!r}: use 'conv', 'coordconv', 'coordconv-all', "
-                "'coordconv-r', 'coordconv-all-r' or 'coordconv-L<i>[-<j>...]' (e.g. coordconv-L0-2)"
+                "'coordconv-r', 'coordconv-all-r' or 'coordconv-L<i>[-<j>...]' "
+                "(e.g. coordconv-L0-2)"
             )
         layers, r = m.group(1), m.group(2)
         if layers is None:
