@@ -1,0 +1,108 @@
+"""Is CoordConv better? Compare two variants over the runs of a sweep.
+
+``python -m coordrl.compare SWEEP_DIR [--baseline conv] [--treatment coordconv] [--out DIR]``
+
+Reads every run directory under ``SWEEP_DIR`` (``result.json`` of complete runs; failed,
+interrupted and missing runs are listed and excluded), computes per-game statistics
+(:mod:`coordrl.stats`) and rliable aggregates (:mod:`coordrl.aggregate`), writes a report
+directory (``report.md``, CSV tables, PNG plots; default ``SWEEP_DIR/report``) and prints
+the main table. Exit codes: 0 done, 2 bad input (no results, unknown variant, corrupt file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import warnings
+from pathlib import Path
+
+from coordrl.runs import CorruptRunError
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m coordrl.compare",
+        description="Statistical comparison of a treatment variant against a baseline variant "
+        "over the runs of a sweep directory.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="sweep directory (or any tree of run dirs)")
+    parser.add_argument("--baseline", default="conv", help="baseline variant (default: conv)")
+    parser.add_argument(
+        "--treatment", default="coordconv", help="treatment variant (default: coordconv)"
+    )
+    parser.add_argument("--out", type=Path, help="report directory (default: SWEEP_DIR/report)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    parser.add_argument(
+        "--bootstrap", type=int, default=5000, metavar="N", help="bootstrap resamples (5000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed (0)")
+    args = parser.parse_args(argv)
+    if not 0 < args.alpha < 1:
+        parser.error(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.bootstrap < 100:
+        parser.error(f"--bootstrap must be at least 100 resamples, got {args.bootstrap}")
+    return args
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    sweep_dir: Path = args.sweep_dir
+    out_dir: Path = args.out if args.out is not None else sweep_dir / "report"
+    if not sweep_dir.is_dir():
+        return _fail(f"sweep directory {sweep_dir} does not exist")
+    if out_dir.resolve() == sweep_dir.resolve():
+        return _fail("--out must be a directory of its own, not the sweep directory itself")
+
+    # Heavy imports (matplotlib, rliable) only once the arguments are known to be sane.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from coordrl.analysis import Settings, analyse
+    from coordrl.report import terminal_table, write_report
+    from coordrl.sweep_results import collect_runs
+
+    try:
+        runs = collect_runs(sweep_dir, exclude=out_dir)
+    except CorruptRunError as e:
+        return _fail(str(e))
+    if not runs.complete:
+        found = len(runs.not_usable)
+        return _fail(
+            f"no complete run (no result.json) under {sweep_dir}"
+            + (f"; {found} failed/interrupted/missing run(s) found" if found else "")
+        )
+    settings = Settings(args.baseline, args.treatment, args.alpha, args.bootstrap, args.seed)
+    try:
+        with warnings.catch_warnings():
+            # rliable/arch and seaborn emit deprecation chatter that is not the user's concern.
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            analysis = analyse(runs, settings)
+            command = "python -m coordrl.compare " + shlex.join(
+                sys.argv[1:] if argv is None else argv
+            )
+            files = write_report(analysis, out_dir, command)
+    except ValueError as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"cannot write the report to {out_dir}: {e}")
+    print(terminal_table(analysis))
+    for note in analysis.notes:
+        print(f"note: {note}")
+    excluded = len(runs.not_usable)
+    if excluded:
+        print(
+            f"{excluded} run(s) excluded (failed/interrupted/missing): see {out_dir / 'report.md'}"
+        )
+    print(f"report: {out_dir / 'report.md'} ({len(files)} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
