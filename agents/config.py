@@ -1,0 +1,393 @@
+"""Algorithm configurations: ``configs/<algo>.yaml`` plus ``--set key=value`` overrides.
+
+The YAML files use rl-baselines3-zoo's conventions so that its Atari hyperparameters can be
+copied verbatim:
+
+* ``lin_X`` (for ``learning_rate``, ``clip_range``, ``clip_range_vf``) is a schedule decaying
+  linearly from ``X`` to 0 over training, as rl-zoo3's ``linear_schedule`` (value =
+  ``progress_remaining * X``).
+* ``policy_kwargs`` may be rl-zoo3's string form ``"dict(optimizer_class=RMSpropTFLike,
+  optimizer_kwargs=dict(eps=1e-5))"`` or a YAML mapping. rl-zoo3 ``eval()``\\ s that string; here
+  it is parsed with :mod:`ast` and only literals, ``dict(...)`` and the class names in
+  :data:`KNOWN_NAMES` are accepted, so a config file cannot run code.
+* ``policy``, ``n_envs`` and ``n_timesteps`` are not algorithm arguments (see :data:`META_KEYS`).
+
+Every other key must be an argument of the algorithm's ``__init__``; unknown keys are rejected
+with the list of valid ones. The raw (unresolved, YAML-serialisable) values are what a run
+directory's ``config.yaml`` stores; :func:`resolve_hyperparams` turns them into SB3 arguments.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch as th
+import yaml
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
+from stable_baselines3.common.utils import LinearSchedule
+from torch import nn
+
+__all__ = [
+    "ALGOS",
+    "AlgoConfig",
+    "ConfigError",
+    "CONFIG_DIR",
+    "KNOWN_NAMES",
+    "META_KEYS",
+    "SCHEDULE_KEYS",
+    "apply_overrides",
+    "linear_schedule",
+    "load_config",
+    "parse_overrides",
+    "parse_policy_kwargs",
+    "resolve_hyperparams",
+    "valid_keys",
+]
+
+#: The algorithms coordrl trains, by CLI name.
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+
+#: ``configs/`` of the source tree (the YAML files are not Python package data).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+#: Keys of a config that are not algorithm ``__init__`` arguments.
+META_KEYS: dict[str, str] = {
+    "policy": "SB3 policy alias; only CnnPolicy (the features extractor is CoordNatureCNN)",
+    "n_envs": "number of parallel training environments",
+    "n_timesteps": "training budget in environment steps",
+}
+
+#: Keys that accept rl-zoo3's ``lin_X`` schedule strings.
+SCHEDULE_KEYS: frozenset[str] = frozenset({"learning_rate", "clip_range", "clip_range_vf"})
+
+#: ``__init__`` arguments that are not hyperparameters: set by the CLI / factory.
+_RESERVED: dict[str, str] = {
+    "policy": "",
+    "env": "",
+    "_init_setup_model": "",
+    "seed": "use --seed",
+    "device": "use --device",
+    "tensorboard_log": "the run directory's tb/ is used",
+    "verbose": "",
+    "rollout_buffer_class": "coordrl sets it (uint8 rollout buffer)",
+}
+
+#: Names that may appear in a ``policy_kwargs`` string (rl-zoo3 evaluates them as code).
+KNOWN_NAMES: dict[str, Any] = {
+    "RMSpropTFLike": RMSpropTFLike,
+    **{
+        f"{prefix}.optim.{name}": getattr(th.optim, name)
+        for prefix in ("th", "torch")
+        for name in ("Adam", "AdamW", "RMSprop", "SGD")
+    },
+    **{
+        f"{prefix}.{name}": getattr(nn, name)
+        for prefix in ("nn", "th.nn", "torch.nn")
+        for name in ("ReLU", "Tanh", "ELU", "GELU", "LeakyReLU", "SiLU", "Sigmoid")
+    },
+}
+_LIN_RE = re.compile(r"lin_([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
+_NUMBER_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says what to change."""
+
+
+@dataclass
+class AlgoConfig:
+    """One algorithm's configuration.
+
+    :param algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``.
+    :param n_envs: number of parallel training environments.
+    :param n_timesteps: training budget in environment steps.
+    :param hyperparams: raw algorithm keyword arguments (``lin_X`` strings and ``policy_kwargs``
+        strings unresolved, so the dict is YAML-serialisable); see :func:`resolve_hyperparams`.
+    :param policy: SB3 policy alias.
+    """
+
+    algo: str
+    n_envs: int
+    n_timesteps: int
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    policy: str = "CnnPolicy"
+
+
+def valid_keys(algo: str) -> list[str]:
+    """Keys a config of ``algo`` may contain: the algorithm's ``__init__`` arguments (minus the
+    ones the CLI sets) plus :data:`META_KEYS`, sorted."""
+    cls = _algo_class(algo)
+    params = inspect.signature(cls.__init__).parameters
+    return sorted({k for k in params if k not in _RESERVED and k != "self"} | set(META_KEYS))
+
+
+def linear_schedule(initial_value: float) -> LinearSchedule:
+    """rl-zoo3's ``linear_schedule``: ``progress_remaining * initial_value`` (from
+    ``initial_value`` at the start to 0 at the end). SB3's picklable :class:`LinearSchedule`.
+
+    :param initial_value: value at the start of training
+    """
+    return LinearSchedule(start=float(initial_value), end=0.0, end_fraction=1.0)
+
+
+def load_config(algo: str, path: str | Path | None = None) -> AlgoConfig:
+    """Load ``configs/<algo>.yaml`` (or ``path``) and validate its keys and values.
+
+    :param algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``
+    :param path: another YAML file with the same layout
+    :raises ConfigError: unknown algorithm, unreadable file, unknown key or bad value
+    """
+    _algo_class(algo)
+    path = Path(path) if path is not None else CONFIG_DIR / f"{algo}.yaml"
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}".replace("\n", " ")) from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must be a mapping of key: value")
+    return config_from_dict(algo, raw, source=str(path))
+
+
+def config_from_dict(algo: str, raw: dict[str, Any], source: str = "config") -> AlgoConfig:
+    """Build and validate an :class:`AlgoConfig` from a flat ``{key: value}`` mapping.
+
+    :param algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``
+    :param raw: meta keys and algorithm arguments, as in ``configs/<algo>.yaml``
+    :param source: where ``raw`` came from, for error messages
+    """
+    raw = {k: _coerce_number(v) for k, v in raw.items()}
+    _check_keys(algo, raw, source)
+    hyperparams = {k: v for k, v in raw.items() if k not in META_KEYS}
+    cfg = AlgoConfig(
+        algo=algo,
+        n_envs=_positive_int(raw.get("n_envs", 1), "n_envs", source),
+        n_timesteps=_positive_int(raw.get("n_timesteps", 1_000_000), "n_timesteps", source),
+        hyperparams=hyperparams,
+        policy=str(raw.get("policy", "CnnPolicy")),
+    )
+    if cfg.policy != "CnnPolicy":
+        raise ConfigError(
+            f"{source}: policy {cfg.policy!r} is not supported; coordrl trains CnnPolicy with "
+            "the CoordNatureCNN features extractor (set policy: CnnPolicy)"
+        )
+    resolve_hyperparams(algo, hyperparams, source)  # validate values now, not at build time
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``--set key=value`` items; values are parsed as YAML (``64`` -> int,
+    ``1e-4`` -> float, ``true`` -> bool, ``lin_1e-4`` -> str, ``[64, 64]`` -> list).
+
+    :param items: strings ``"key=value"``
+    :raises ConfigError: an item without ``=`` or with an empty key
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set n_steps=64")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text  # e.g. a policy_kwargs string "dict(a=1)": parsed later
+        out[key] = _coerce_number(value)
+    return out
+
+
+def apply_overrides(cfg: AlgoConfig, overrides: dict[str, Any]) -> AlgoConfig:
+    """A new config with ``overrides`` applied and validated.
+
+    :param cfg: the base configuration
+    :param overrides: ``{key: value}`` (see :func:`parse_overrides`)
+    :raises ConfigError: unknown key (the message lists the valid keys) or bad value
+    """
+    raw: dict[str, Any] = {
+        "policy": cfg.policy,
+        "n_envs": cfg.n_envs,
+        "n_timesteps": cfg.n_timesteps,
+        **cfg.hyperparams,
+    }
+    raw.update(overrides)
+    return config_from_dict(cfg.algo, raw, source="--set")
+
+
+def resolve_hyperparams(
+    algo: str, hyperparams: dict[str, Any], source: str = "config"
+) -> dict[str, Any]:
+    """Turn raw hyperparameters into SB3 keyword arguments: ``lin_X`` -> schedule,
+    ``policy_kwargs`` string -> dict with classes; checks value types against the defaults of
+    the algorithm's ``__init__``.
+
+    :param algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``
+    :param hyperparams: raw algorithm arguments (no meta keys)
+    :param source: where they came from, for error messages
+    :raises ConfigError: a value of the wrong type
+    """
+    params = inspect.signature(_algo_class(algo).__init__).parameters
+    out: dict[str, Any] = {}
+    for key, value in hyperparams.items():
+        if key == "policy_kwargs":
+            out[key] = parse_policy_kwargs(value, source)
+        elif key in SCHEDULE_KEYS and isinstance(value, str):
+            m = _LIN_RE.fullmatch(value.strip())
+            if m is None:
+                raise ConfigError(
+                    f"{source}: {key}={value!r} is neither a number nor a linear schedule "
+                    "'lin_<start>' (e.g. lin_2.5e-4)"
+                )
+            out[key] = linear_schedule(float(m.group(1)))
+        else:
+            out[key] = _check_type(key, value, params[key].default, source)
+    return out
+
+
+def parse_policy_kwargs(value: Any, source: str = "config") -> dict[str, Any]:
+    """``policy_kwargs`` as a dict: rl-zoo3's string form ``"dict(k=v, ...)"`` is parsed safely
+    (literals, ``dict(...)``, lists/tuples/dicts and the names in :data:`KNOWN_NAMES` only); a
+    mapping is taken as is, with string values that name a known class resolved.
+
+    :param value: ``None``, a mapping or a string
+    :param source: where it came from, for error messages
+    :raises ConfigError: anything else, or an unknown name
+    """
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {k: _resolve_names(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: policy_kwargs must be a mapping or a 'dict(...)' string")
+    try:
+        tree = ast.parse(value.strip(), mode="eval")
+        result = _eval_node(tree.body)
+    except (SyntaxError, ValueError) as e:
+        raise ConfigError(f"{source}: cannot parse policy_kwargs {value!r}: {e}") from None
+    if not isinstance(result, dict):
+        raise ConfigError(f"{source}: policy_kwargs {value!r} must be a dict(...)")
+    return result
+
+
+# --------------------------------------------------------------------------------- helpers
+def _algo_class(algo: str) -> type[BaseAlgorithm]:
+    try:
+        return ALGOS[algo]
+    except KeyError:
+        raise ConfigError(
+            f"unknown algorithm {algo!r}; choose one of {', '.join(sorted(ALGOS))}"
+        ) from None
+
+
+def _check_keys(algo: str, raw: dict[str, Any], source: str) -> None:
+    valid = set(valid_keys(algo))
+    for key in raw:
+        if key in valid:
+            continue
+        if key in _RESERVED and _RESERVED[key]:
+            raise ConfigError(f"{source}: {key!r} cannot be set here ({_RESERVED[key]})")
+        raise ConfigError(
+            f"{source}: unknown hyperparameter {key!r} for {algo.upper()}; valid keys: "
+            + ", ".join(sorted(valid))
+        )
+
+
+def _coerce_number(value: Any) -> Any:
+    """PyYAML (YAML 1.1) reads ``1e-4`` as a string; read number-like strings as numbers."""
+    if isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
+        try:
+            return int(value)
+        except ValueError:
+            return float(value)
+    return value
+
+
+def _positive_int(value: Any, key: str, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
+    if int(value) < 1:
+        raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
+    """Check ``value`` against the type of the ``__init__`` default (when it has a simple one);
+    returns it, with an integral float (``1e5``) made an int where an int is expected."""
+    if value is None or default is inspect.Parameter.empty or default is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        kind = "true or false"
+    elif key == "train_freq" and isinstance(value, (list, tuple)):
+        # off-policy (frequency, unit), e.g. [1, "episode"]
+        ok = len(value) == 2 and isinstance(value[0], int) and value[1] in ("step", "episode")
+        kind = "an integer or [n, 'step' | 'episode']"
+        value = tuple(value)
+    elif isinstance(default, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        kind = "an integer"
+    elif isinstance(default, float):
+        ok = (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+        kind = "a number" + (" or 'lin_<start>'" if key in SCHEDULE_KEYS else "")
+    else:
+        return value
+    if not ok:
+        raise ConfigError(f"{source}: {key} must be {kind}, got {value!r}")
+    return value
+
+
+def _resolve_names(value: Any) -> Any:
+    if isinstance(value, str) and value in KNOWN_NAMES:
+        return KNOWN_NAMES[value]
+    if isinstance(value, dict):
+        return {k: _resolve_names(v) for k, v in value.items()}
+    return value
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def _eval_node(node: ast.expr) -> Any:
+    """Evaluate the safe subset of Python that rl-zoo3's policy_kwargs strings use."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _eval_node(node.operand)
+        if isinstance(operand, (int, float)) and not isinstance(operand, bool):
+            return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_eval_node(e) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict) and all(k is not None for k in node.keys):
+        return {_eval_node(k): _eval_node(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+    if isinstance(node, ast.Call) and _dotted(node.func) == "dict" and not node.args:
+        if any(kw.arg is None for kw in node.keywords):
+            raise ValueError("'**' is not supported")
+        return {kw.arg: _eval_node(kw.value) for kw in node.keywords}
+    name = _dotted(node)
+    if name is not None:
+        if name in KNOWN_NAMES:
+            return KNOWN_NAMES[name]
+        if name in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[name]
+        raise ValueError(f"unknown name {name!r} (known: {', '.join(sorted(KNOWN_NAMES))})")
+    raise ValueError(f"unsupported expression {ast.unparse(node)!r}")
