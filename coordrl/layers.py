@@ -68,6 +68,10 @@ def coordinate_channels(
     return th.stack(channels).unsqueeze(0).to(dtype)
 
 
+def _is_channels_last(t: th.Tensor) -> bool:
+    return t.is_contiguous(memory_format=th.channels_last) and not t.is_contiguous()
+
+
 class AddCoords(nn.Module):
     """Append coordinate channels ``x, y`` (and optionally ``r``) to a ``[B, C, H, W]`` batch.
 
@@ -259,9 +263,11 @@ class CoordConv2d(nn.Conv2d):
         _, _, h, w = x.shape
         # Give both convolutions operands in one memory format: the weight slices are strided
         # views, and mixing formats can send oneDNN down a slow path. The copies are tiny.
+        # Same rule as PyTorch's convolution: channels-last if the input or the weight is (an
+        # input with one channel, or 1x1 spatially, is both and so decides nothing).
         fmt = (
             th.channels_last
-            if x.is_contiguous(memory_format=th.channels_last) and not x.is_contiguous()
+            if _is_channels_last(x) or _is_channels_last(self.weight)
             else th.contiguous_format
         )
         coords = self.add_coords.coords(h, w, x.dtype, x.device, memory_format=fmt)

@@ -277,3 +277,17 @@ def test_bad_constructor_arguments_are_rejected() -> None:
         CoordConv2d(1, 4, 3, padding_mode="mirror")
     with pytest.raises(ValueError):
         CoordConv2d(1, 4, 3, stride=2, padding="same")  # torch: 'same' needs stride 1
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_output_memory_format_follows_conv2d_with_channels_last_weights(in_channels: int) -> None:
+    # A one-channel input is both contiguous and channels-last; the weight's format must then
+    # decide, as it does for nn.Conv2d (otherwise the next channels-last layer converts back).
+    th.manual_seed(0)
+    layer = CoordConv2d(in_channels, 8, 3, padding=1).to(memory_format=th.channels_last)
+    plain = nn.Conv2d(in_channels + 2, 8, 3, padding=1).to(memory_format=th.channels_last)
+    x = th.rand(4, in_channels, 10, 12)
+    out = layer(x)
+    expected_cl = plain(AddCoords()(x)).is_contiguous(memory_format=th.channels_last)
+    assert out.is_contiguous(memory_format=th.channels_last) == expected_cl
+    th.testing.assert_close(out, layer.forward_naive(x))
