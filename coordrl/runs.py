@@ -91,6 +91,25 @@ class Variant:
             coord_layers = ",".join(layers[1:].split("-"))
         return cls(coord_layers=coord_layers, with_r=r is not None)
 
+    def canonical(self) -> Variant:
+        """The same variant with its layers written one way only (``"0"`` -> ``"first"``,
+        ``"0,1,2"`` -> ``"all"``, ``"2,0"`` -> ``"0,2"``), so that equal variants have equal
+        :attr:`name` and so equal run-directory names. Raises ``ValueError`` for layers the Nature
+        CNN does not have."""
+        # Imported here: the extractor brings torch and SB3, which compare/sweep planning need not.
+        from coordrl.extractors import parse_coord_layers
+
+        layers = parse_coord_layers(self.coord_layers)
+        if not layers:
+            coord_layers = "none"
+        elif layers == (0,):
+            coord_layers = "first"
+        elif layers == (0, 1, 2):
+            coord_layers = "all"
+        else:
+            coord_layers = ",".join(str(i) for i in layers)
+        return Variant(coord_layers=coord_layers, with_r=self.with_r)
+
 
 def run_name(game: str, algo: str, variant: str, seed: int) -> str:
     """Directory name of a run, e.g. ``Pong_ppo_coordconv_s0``.

@@ -227,14 +227,10 @@ def canonical_variant(name: str) -> str:
         variant = Variant.from_name(name)
     except ValueError as e:
         raise SweepError(str(e)) from None
-    if variant.coordconv:
-        from coordrl.extractors import parse_coord_layers
-
-        try:
-            parse_coord_layers(variant.coord_layers)
-        except ValueError as e:
-            raise SweepError(f"variant {name!r}: {e}") from None
-    return variant.name
+    try:
+        return variant.canonical().name
+    except ValueError as e:
+        raise SweepError(f"variant {name!r}: {e}") from None
 
 
 def _unique(kind: str, values: Sequence[str]) -> list[str]:

@@ -60,7 +60,6 @@ from agents.config import (
 from agents.factory import build_model, set_channels_last, use_channels_last
 from coordrl import runs
 from coordrl.coord_usage import CoordUsageCallback, coord_weight_ratios
-from coordrl.extractors import parse_coord_layers
 from coordrl.runs import RunResult, Variant
 from envs import EnvSpec, UnknownEnvError, make_env, resolve_env
 
@@ -286,28 +285,20 @@ def _variant_from_args(args: argparse.Namespace) -> Variant | None:
             variant = Variant.from_name(args.variant)
         except ValueError as e:
             raise UsageError(str(e)) from None
-        return Variant(_canonical_layers(variant.coord_layers), variant.with_r)
+        try:
+            return variant.canonical()
+        except ValueError as e:
+            raise UsageError(f"--coord-layers: {e}") from None
     if not given:
         return None
     layers = args.coord_layers if args.coord_layers is not None else "first"
-    layers = _canonical_layers(layers)
-    if layers == "none" and (args.coordconv or args.with_r):
-        raise UsageError("--coord-layers none means no CoordConv; drop --coordconv/--with-r")
-    return Variant(coord_layers=layers, with_r=bool(args.with_r))
-
-
-def _canonical_layers(spec: str) -> str:
     try:
-        layers = parse_coord_layers(spec)
+        variant = Variant(coord_layers=layers, with_r=bool(args.with_r)).canonical()
     except ValueError as e:
         raise UsageError(f"--coord-layers: {e}") from None
-    if not layers:
-        return "none"
-    if layers == (0,):
-        return "first"
-    if layers == (0, 1, 2):
-        return "all"
-    return ",".join(str(i) for i in layers)
+    if not variant.coordconv and (args.coordconv or args.with_r):
+        raise UsageError("--coord-layers none means no CoordConv; drop --coordconv/--with-r")
+    return variant
 
 
 def _resolve_env_name(name: str) -> EnvSpec:

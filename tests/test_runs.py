@@ -101,3 +101,25 @@ def test_latest_checkpoint_orders_by_step_count(tmp_path) -> None:
     for steps in (900, 10000, 2000):
         (ckpt / f"rl_model_{steps}_steps.zip").write_bytes(b"")
     assert runs.latest_checkpoint(tmp_path).name == "rl_model_10000_steps.zip"
+
+
+@pytest.mark.parametrize(
+    "name, canonical",
+    [
+        ("conv", "conv"),
+        ("coordconv", "coordconv"),
+        ("coordconv-L0", "coordconv"),
+        ("coordconv-L0-1-2-r", "coordconv-all-r"),
+        ("coordconv-L2-0", "coordconv-L0-2"),
+        ("coordconv-L1-1", "coordconv-L1"),
+    ],
+)
+def test_canonical_variant_names(name: str, canonical: str) -> None:
+    # The train CLI names run directories after the canonical variant and the sweep runner looks
+    # for them by the same name, so both must canonicalise the same way.
+    assert Variant.from_name(name).canonical().name == canonical
+
+
+def test_canonical_rejects_layers_the_nature_cnn_lacks() -> None:
+    with pytest.raises(ValueError):
+        Variant.from_name("coordconv-L7").canonical()
