@@ -207,15 +207,21 @@ def read_result(run_dir: str | os.PathLike) -> RunResult:
     return result
 
 
+def checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoint ``.zip`` files in ``RUN_DIR/checkpoints`` (``*_<steps>_steps.zip``, SB3's
+    CheckpointCallback naming), oldest (fewest steps) first."""
+    found = []
+    for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*_steps.zip"):
+        m = re.search(r"_(\d+)_steps\.zip$", p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest checkpoint ``.zip`` in ``RUN_DIR/checkpoints`` (by step count in its name)."""
-    ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
-    best: tuple[int, Path] | None = None
-    for p in ckpt_dir.glob("*_steps.zip"):
-        m = re.search(r"_(\d+)_steps\.zip$", p.name)
-        if m and (best is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), p)
-    return None if best is None else best[1]
+    found = checkpoints(run_dir)
+    return found[-1] if found else None
 
 
 def run_status(run_dir: str | os.PathLike) -> str:

@@ -657,11 +657,7 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int = 0) -> Path:
     path = ckpt_dir / f"{CHECKPOINT_PREFIX}_{model.num_timesteps}_steps.zip"
     _atomic_save(model, path)
     if keep > 0:
-        found = sorted(
-            (int(p.name.split("_")[-2]), p)
-            for p in ckpt_dir.glob(f"{CHECKPOINT_PREFIX}_*_steps.zip")
-        )
-        for _, old in found[:-keep]:
+        for old in runs.checkpoints(run_dir)[:-keep]:
             old.unlink(missing_ok=True)
     return path
 
