@@ -1,7 +1,7 @@
 """Build SB3 A2C / PPO / DQN agents from ``configs/<algo>.yaml`` (rl-baselines3-zoo's Atari
 hyperparameters) with the CoordNatureCNN features extractor."""
 
-from agents.config import ALGOS, AlgoConfig, ConfigError, load_config
-from agents.factory import build_model
+from coordrl.agents.config import ALGOS, AlgoConfig, ConfigError, load_config
+from coordrl.agents.factory import build_model
 
 __all__ = ["ALGOS", "AlgoConfig", "ConfigError", "build_model", "load_config"]

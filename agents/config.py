@@ -20,6 +20,7 @@ directory's ``config.yaml`` stores; :func:`resolve_hyperparams` turns them into 
 from __future__ import annotations
 
 import ast
+import importlib.resources
 import inspect
 import math
 import re
@@ -55,8 +56,8 @@ __all__ = [
 #: The algorithms coordrl trains, by CLI name.
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 
-#: ``configs/`` of the source tree (the YAML files are not Python package data).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: The shipped hyperparameter files: the package ``coordrl.configs`` (``configs/`` of the checkout).
+CONFIG_DIR = Path(str(importlib.resources.files("coordrl.configs")))
 
 #: Keys of a config that are not algorithm ``__init__`` arguments.
 META_KEYS: dict[str, str] = {

@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from coordrl.agents.config import ALGOS, ConfigError, resolve_hyperparams
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.config import ALGOS, ConfigError, resolve_hyperparams
 from coordrl.extractors import CoordNatureCNN
-from coordrl.runs import Variant
+from coordrl.variant import Variant
 
 __all__ = ["TensorRolloutBuffer", "build_model", "set_channels_last", "use_channels_last"]
 

@@ -4,8 +4,8 @@
 
 Reads every run directory under ``SWEEP_DIR`` (``result.json`` of complete runs; failed,
 interrupted and missing runs are listed and excluded), computes per-game statistics
-(:mod:`coordrl.stats`) and rliable aggregates (:mod:`coordrl.aggregate`), writes a report
-directory (``report.md``, CSV tables, PNG plots; default ``SWEEP_DIR/report``) and prints
+(:mod:`coordrl.analysis.stats`) and rliable aggregates (:mod:`coordrl.analysis.aggregate`),
+writes a report directory (``report.md``, CSV tables, PNG plots; default ``SWEEP_DIR/report``) and prints
 the main table. Exit codes: 0 done, 2 bad input (no results, unknown variant, corrupt file).
 """
 
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from coordrl.analysis import Settings, analyse
-    from coordrl.report import terminal_table, write_report
+    from coordrl.analysis.comparison import Settings, analyse
+    from coordrl.analysis.report import terminal_table, write_report
     from coordrl.sweep_results import collect_runs
 
     try:

@@ -28,9 +28,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch as th
 
-from agents.config import ALGOS
-from agents.factory import set_channels_last, use_channels_last
 from coordrl import runs
+from coordrl.agents.config import ALGOS
+from coordrl.agents.factory import set_channels_last, use_channels_last
 from coordrl.train import (
     EXIT_INTERRUPTED,
     EXIT_OK,

@@ -15,8 +15,6 @@ to get the same network as ``CnnPolicy``'s default.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import gymnasium as gym
 import torch as th
 from gymnasium import spaces
@@ -25,52 +23,12 @@ from stable_baselines3.common.torch_layers import NatureCNN
 from torch import nn
 
 from coordrl.layers import CoordConv2d
+from coordrl.variant import CoordLayersSpec, parse_coord_layers
 
 __all__ = ["CoordNatureCNN", "parse_coord_layers", "NATURE_CONV_INDICES"]
 
 #: Positions of the three conv layers inside ``NatureCNN.cnn`` (conv, ReLU, conv, ReLU, conv, ...).
 NATURE_CONV_INDICES: tuple[int, int, int] = (0, 2, 4)
-
-CoordLayersSpec = str | int | Iterable[int]
-
-
-def parse_coord_layers(coord_layers: CoordLayersSpec, n_layers: int = 3) -> tuple[int, ...]:
-    """Normalise a ``coord_layers`` specification to a sorted tuple of conv-layer indices.
-
-    :param coord_layers: ``"none"``, ``"first"`` (= ``(0,)``), ``"all"``, a comma-separated string
-        of indices (``"0,2"``), a single int, or an iterable of ints
-    :param n_layers: number of conv layers the indices refer to
-    :return: sorted, de-duplicated tuple of indices in ``[0, n_layers)``
-    """
-    help_msg = (
-        f"use 'none', 'first', 'all', a list of conv-layer indices in 0..{n_layers - 1}, "
-        "or a comma-separated string such as '0,2'"
-    )
-    if isinstance(coord_layers, str):
-        spec = coord_layers.strip().lower()
-        if spec == "none":
-            return ()
-        if spec == "first":
-            return (0,)
-        if spec == "all":
-            return tuple(range(n_layers))
-        try:
-            indices = [int(part) for part in spec.split(",")]
-        except ValueError:
-            raise ValueError(f"invalid coord_layers {coord_layers!r}: {help_msg}") from None
-    elif isinstance(coord_layers, bool):
-        raise ValueError(f"invalid coord_layers {coord_layers!r}: {help_msg}")
-    elif isinstance(coord_layers, int):
-        indices = [coord_layers]
-    else:
-        try:
-            indices = [int(i) for i in coord_layers]
-        except (TypeError, ValueError):
-            raise ValueError(f"invalid coord_layers {coord_layers!r}: {help_msg}") from None
-    bad = [i for i in indices if not 0 <= i < n_layers]
-    if bad:
-        raise ValueError(f"coord_layers index out of range {bad} in {coord_layers!r}: {help_msg}")
-    return tuple(sorted(set(indices)))
 
 
 class CoordNatureCNN(NatureCNN):

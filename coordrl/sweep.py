@@ -57,7 +57,7 @@ from typing import Any
 import yaml
 
 from coordrl import runs
-from coordrl.runs import Variant
+from coordrl.variant import Variant
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
@@ -197,8 +197,8 @@ def check_overrides(algos: Sequence[str], overrides: dict[str, str]) -> None:
             raise SweepError(
                 f"--set {key}: {scope!r} is not an algorithm of this sweep ({', '.join(algos)})"
             )
-    from agents.config import ConfigError, apply_overrides, load_config
-    from agents.config import parse_overrides as parse_train_overrides
+    from coordrl.agents.config import ConfigError, apply_overrides, load_config
+    from coordrl.agents.config import parse_overrides as parse_train_overrides
 
     for algo in algos:
         items = overrides_for(algo, overrides)
@@ -213,7 +213,7 @@ def resolve_game(name: str) -> str:
     """The game label the train CLI uses for ``name`` (and so the run directory names):
     Atari games in any spelling become their canonical name (``pong`` -> ``Pong``), other
     registered gymnasium ids (``coordrl/PointAtDot-v0``) stay as they are."""
-    from envs import UnknownEnvError, resolve_env
+    from coordrl.envs import UnknownEnvError, resolve_env
 
     try:
         return resolve_env(name).game
@@ -248,7 +248,7 @@ class SweepDefinition:
 
     :param games: canonical game labels (Atari names or gymnasium ids).
     :param algos: algorithm names (``ppo``, ``a2c``, ``dqn``).
-    :param variants: canonical :class:`~coordrl.runs.Variant` names.
+    :param variants: canonical :class:`~coordrl.variant.Variant` names.
     :param seeds: the seeds.
     :param timesteps: environment steps per run.
     :param overrides: ``--set`` overrides passed to every run.

@@ -48,7 +48,8 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import VecEnv
 
 import coordrl
-from agents.config import (
+from coordrl import runs
+from coordrl.agents.config import (
     ALGOS,
     AlgoConfig,
     ConfigError,
@@ -57,11 +58,11 @@ from agents.config import (
     load_config,
     parse_overrides,
 )
-from agents.factory import build_model, set_channels_last, use_channels_last
-from coordrl import runs
+from coordrl.agents.factory import build_model, set_channels_last, use_channels_last
 from coordrl.coord_usage import CoordUsageCallback, coord_weight_ratios
-from coordrl.runs import RunResult, Variant
-from envs import EnvSpec, UnknownEnvError, make_env, resolve_env
+from coordrl.envs import EnvSpec, UnknownEnvError, make_env, resolve_env
+from coordrl.runs import RunResult
+from coordrl.variant import Variant
 
 __all__ = ["RunConfig", "main", "evaluate_returns", "load_run_config", "make_eval_env"]
 

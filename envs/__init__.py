@@ -3,10 +3,10 @@
 Importing ``envs`` also registers coordrl's own gymnasium envs (``coordrl/PointAtDot-v0``).
 """
 
-from envs import pixel  # noqa: F401  (registers coordrl/PointAtDot-v0)
-from envs.atari import canonical_game, make_atari_vec_env
-from envs.errors import UnknownEnvError
-from envs.factory import EnvSpec, make_env, resolve_env
+from coordrl.envs import pixel  # noqa: F401  (registers coordrl/PointAtDot-v0)
+from coordrl.envs.atari import canonical_game, make_atari_vec_env
+from coordrl.envs.errors import UnknownEnvError
+from coordrl.envs.factory import EnvSpec, make_env, resolve_env
 
 __all__ = [
     "EnvSpec",

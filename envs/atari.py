@@ -19,11 +19,10 @@ import ale_py
 import gymnasium as gym
 from ale_py import roms
 from ale_py.registration import rom_id_to_name
+from coordrl.envs.errors import UnknownEnvError
+from coordrl.envs.native_vec_env import NativeAtariVecEnv
 from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
-
-from envs.errors import UnknownEnvError
-from envs.native_vec_env import NativeAtariVecEnv
 
 # Make sure the ALE gymnasium ids (PongNoFrameskip-v4, ALE/Pong-v5, ...) are registered.
 gym.register_envs(ale_py)

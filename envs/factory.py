@@ -6,10 +6,7 @@ import difflib
 from dataclasses import dataclass
 
 import gymnasium as gym
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnv
-
-from envs.atari import (
+from coordrl.envs.atari import (
     BACKENDS,
     Backend,
     atari_env_id,
@@ -19,7 +16,9 @@ from envs.atari import (
     is_unplayable_rom,
     make_atari_vec_env,
 )
-from envs.errors import UnknownEnvError
+from coordrl.envs.errors import UnknownEnvError
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
 
 
 @dataclass(frozen=True)

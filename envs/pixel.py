@@ -27,7 +27,7 @@ The environment is registered as ``coordrl/PointAtDot-v0`` when this module is i
 (``import envs`` does it)::
 
     import gymnasium as gym
-    import envs  # noqa: F401  (registers the id)
+    import coordrl.envs  # noqa: F401  (registers the id)
 
     env = gym.make("coordrl/PointAtDot-v0", canvas_size=44, grid=3)
     test_env = gym.make("coordrl/PointAtDot-v0", holdout="cell-quadrant", positions="test")
@@ -242,7 +242,7 @@ def _check_config(
 def register() -> None:
     """Register ``coordrl/PointAtDot-v0`` with gymnasium (idempotent)."""
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="envs.pixel:PointAtDotEnv")
+        gym.register(id=ENV_ID, entry_point="coordrl.envs.pixel:PointAtDotEnv")
 
 
 register()

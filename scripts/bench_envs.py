@@ -21,10 +21,9 @@ import sys
 import time
 
 import numpy as np
-
-from envs.atari import FRAME_SKIP, canonical_game, make_atari_vec_env
-from envs.errors import UnknownEnvError
-from envs.native_vec_env import available_cores
+from coordrl.envs.atari import FRAME_SKIP, canonical_game, make_atari_vec_env
+from coordrl.envs.errors import UnknownEnvError
+from coordrl.envs.native_vec_env import available_cores
 
 
 def measure(

@@ -19,9 +19,8 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from coordrl.envs.pixel import ENV_ID, PointAtDotEnv
 from stable_baselines3.common.env_util import make_vec_env
-
-from envs.pixel import ENV_ID, PointAtDotEnv
 
 
 def bench_single(env: gym.Env, steps: int, seed: int = 0) -> float:

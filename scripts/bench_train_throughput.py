@@ -39,11 +39,12 @@ import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.config import ALGOS, load_config, resolve_hyperparams  # noqa: E402
-from agents.factory import build_model  # noqa: E402
-from coordrl.runs import Variant  # noqa: E402
-from envs import make_env  # noqa: E402
-from envs.atari import atari_env_id, canonical_game  # noqa: E402
+from coordrl.agents.config import ALGOS, load_config, resolve_hyperparams  # noqa: E402
+from coordrl.agents.factory import build_model  # noqa: E402
+from coordrl.envs import make_env  # noqa: E402
+from coordrl.envs.atari import atari_env_id, canonical_game  # noqa: E402
+
+from coordrl.variant import Variant  # noqa: E402
 
 
 @dataclass

@@ -5,14 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as th
-from gymnasium import spaces
-from stable_baselines3 import PPO
-from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
-from stable_baselines3.common.torch_layers import NatureCNN
-from torch import nn
-
-from agents.config import (
+from coordrl.agents.config import (
     ConfigError,
     apply_overrides,
     linear_schedule,
@@ -22,11 +15,18 @@ from agents.config import (
     resolve_hyperparams,
     valid_keys,
 )
-from agents.factory import TensorRolloutBuffer, build_model
+from coordrl.agents.factory import TensorRolloutBuffer, build_model
+from coordrl.envs import make_env
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
+from stable_baselines3.common.torch_layers import NatureCNN
+from torch import nn
+
 from coordrl.extractors import CoordNatureCNN
 from coordrl.layers import CoordConv2d
-from coordrl.runs import Variant
-from envs import make_env
+from coordrl.variant import Variant
 
 PIXEL = "coordrl/PointAtDot-v0"
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from coordrl import CoordConv2d, CoordNatureCNN
 from coordrl.coord_usage import CoordUsageCallback, coord_weight_ratios
-from coordrl.extractors import parse_coord_layers
+from coordrl.variant import parse_coord_layers
 
 th.set_num_threads(1)
 

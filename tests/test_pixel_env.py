@@ -8,11 +8,10 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from coordrl.envs.pixel import ENV_ID, PointAtDotEnv, dot_positions
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
-
-from envs.pixel import ENV_ID, PointAtDotEnv, dot_positions
 
 
 def _dot_box(obs: np.ndarray) -> tuple[int, int, int, int]:
@@ -33,7 +32,7 @@ def test_registered_and_spaces() -> None:
 
 
 def test_envs_package_import_registers() -> None:
-    import envs  # noqa: F401
+    import coordrl.envs  # noqa: F401
 
     assert ENV_ID in gym.registry
 

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from coordrl import runs
-from coordrl.runs import CorruptRunError, RunResult, Variant
+from coordrl.runs import CorruptRunError, RunResult
+from coordrl.variant import Variant
 
 
 @pytest.mark.parametrize(

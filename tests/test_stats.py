@@ -1,4 +1,4 @@
-"""Statistics of coordrl.stats / coordrl.aggregate / coordrl.atari_scores against independent
+"""Statistics of coordrl.analysis.stats / aggregate / atari_scores against independent
 computations (hand-worked numbers, scipy, plain numpy)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from coordrl import aggregate, atari_scores, stats
+from coordrl.analysis import aggregate, atari_scores, stats
 
 BASE = np.array([10.0, 12.0, 9.0, 11.0, 13.0, 10.5])
 

@@ -22,6 +22,7 @@ import yaml
 
 from coordrl import evaluate, runs, train
 from coordrl.runs import read_result
+from coordrl.variant import Variant
 
 PIXEL = ["--env", "coordrl/PointAtDot-v0"]
 QUIET = ["--no-progress", "--threads", "1"]
@@ -412,6 +413,6 @@ def test_existing_or_complete_or_corrupt_runs_are_never_overwritten(done_run, tm
 )
 def test_variant_flags_name_the_run(flags, name):
     args = train.build_parser().parse_args(["--game", "Pong", *flags])
-    variant = train._variant_from_args(args) or runs.Variant()
+    variant = train._variant_from_args(args) or Variant()
     assert variant.name == name
-    assert runs.Variant.from_name(name) == variant
+    assert Variant.from_name(name) == variant

@@ -15,7 +15,7 @@ import numpy as np
 import seaborn as sns
 from rliable import plot_utils
 
-from coordrl.aggregate import AGGREGATE_METRICS
+from coordrl.analysis.aggregate import AGGREGATE_METRICS
 
 DPI = 120
 

@@ -4,7 +4,7 @@ Every function takes plain 1-D arrays of per-seed scores (one number per trainin
 can be checked by hand. Confidence intervals are 95% percentile bootstraps computed with
 :func:`scipy.stats.bootstrap` from a caller-supplied :class:`numpy.random.Generator`, so
 results are reproducible. Aggregates across games (IQM, probability of improvement ...) are
-*not* here: they come from rliable (see :mod:`coordrl.aggregate`).
+*not* here: they come from rliable (see :mod:`coordrl.analysis.aggregate`).
 
 Conventions (higher return is better):
 

@@ -1,7 +1,7 @@
 """From the runs of a sweep to the numbers of the comparison report (no file writing here).
 
 Per (algo, game): each run's score is the mean of its final-evaluation episode returns, and
-its sample efficiency is :func:`coordrl.stats.curve_auc` of its learning curve. Per variant
+its sample efficiency is :func:`coordrl.analysis.stats.curve_auc` of its learning curve. Per variant
 these per-seed numbers are summarised; treatment versus baseline is compared per game, with
 Holm-Bonferroni adjustment across the games of one algorithm (final returns and AUC are two
 separate families). Across games, normalised scores are aggregated with rliable.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coordrl import aggregate, stats
+from coordrl.analysis import aggregate, stats
 from coordrl.runs import RunResult
 from coordrl.sweep_results import SweepRuns
 

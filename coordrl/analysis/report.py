@@ -1,4 +1,4 @@
-"""Write an :class:`~coordrl.analysis.Analysis` as a report directory: ``report.md``, CSV
+"""Write an :class:`~coordrl.analysis.comparison.Analysis` as a report directory: ``report.md``, CSV
 tables and PNG plots; and format its main table for the terminal."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from coordrl import plots, stats
-from coordrl.aggregate import AGGREGATE_METRICS, HUMAN
-from coordrl.analysis import AUC, FINAL, Analysis, ComparisonRow
+from coordrl.analysis import plots, stats
+from coordrl.analysis.aggregate import AGGREGATE_METRICS, HUMAN
+from coordrl.analysis.comparison import AUC, FINAL, Analysis, ComparisonRow
 from coordrl.runs import atomic_write_text
 
 REPORT_FILE = "report.md"

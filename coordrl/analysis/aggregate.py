@@ -18,7 +18,7 @@ import numpy as np
 from rliable import library as rly
 from rliable import metrics
 
-from coordrl.atari_scores import has_reference_scores, human_normalized
+from coordrl.analysis.atari_scores import has_reference_scores, human_normalized
 
 AGGREGATE_METRICS = ("IQM", "Median", "Mean", "Optimality gap")
 HUMAN = "human-normalised"

@@ -1,0 +1,1 @@
+"""Sweep definitions shipped with coordrl (``python -m coordrl.sweep --config ...``)."""
