@@ -5,7 +5,8 @@
 Reads every run directory under ``SWEEP_DIR`` (``result.json`` of complete runs; failed,
 interrupted and missing runs are listed and excluded), computes per-game statistics
 (:mod:`coordrl.analysis.stats`) and rliable aggregates (:mod:`coordrl.analysis.aggregate`),
-writes a report directory (``report.md``, CSV tables, PNG plots; default ``SWEEP_DIR/report``) and prints
+writes a report directory (``report.md``, CSV tables, PNG plots; default ``SWEEP_DIR/report``)
+and prints
 the main table. Exit codes: 0 done, 2 bad input (no results, unknown variant, corrupt file).
 """
 
