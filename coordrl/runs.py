@@ -9,22 +9,62 @@ A run directory holds one training run of one (game, algo, variant, seed)::
       tb/                TensorBoard event files
       evaluations.json   periodic evaluations so far (rewritten atomically after each one)
       result.json        final result; its presence means the run is complete
+      progress.json      steps done, target and rate, rewritten every few seconds while training
       train.log          stdout/stderr of the run when launched by the sweep runner
       error.json         written by the sweep runner when the run's process failed
 
-Every JSON file is written atomically (temp file + ``os.replace``) so a crash never leaves a
-file that looks complete.
+This module is the only code that knows these names and formats: ``train`` writes through
+it, ``sweep`` and ``compare`` read through it. Every file is written atomically
+(:mod:`coordrl.files`) so a crash never leaves a file that looks complete. Pure Python: no
+torch, so the sweep driver and ``compare`` stay light.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tempfile
-from dataclasses import asdict, dataclass, field
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from coordrl import __version__
+from coordrl.files import (
+    FileFormatError,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    read_yaml,
+)
+
+__all__ = [
+    "ALGOS",
+    "CorruptRunError",
+    "RunConfig",
+    "RunResult",
+    "append_log",
+    "checkpoint_path",
+    "checkpoints",
+    "game_key",
+    "latest_checkpoint",
+    "parse_run_name",
+    "read_config",
+    "read_error",
+    "read_evaluations",
+    "read_progress",
+    "read_result",
+    "run_name",
+    "run_status",
+    "write_config",
+    "write_error",
+    "write_evaluations",
+    "write_model",
+    "write_progress",
+    "write_result",
+]
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -32,16 +72,25 @@ CHECKPOINT_DIR = "checkpoints"
 TB_DIR = "tb"
 EVALS_FILE = "evaluations.json"
 RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.json"
 LOG_FILE = "train.log"
 ERROR_FILE = "error.json"
 
 RESULT_SCHEMA_VERSION = 1
 
+#: The algorithms a run may use (``coordrl.agents`` maps them to SB3 classes).
+ALGOS = ("ppo", "a2c", "dqn")
 
-class CorruptRunError(ValueError):
-    """A file in a run directory exists but cannot be read as what it should be."""
+#: A file of a run directory that exists but cannot be read as what it should be.
+CorruptRunError = FileFormatError
+
+_CHECKPOINT_RE = re.compile(r"_(\d+)_steps\.zip$")
+_RUN_NAME_RE = re.compile(
+    r"^(?P<game>.+)_(?P<algo>[A-Za-z0-9]+)_(?P<variant>conv|coordconv[^_]*)_s(?P<seed>\d+)$"
+)
 
 
+# ------------------------------------------------------------------------------ names
 def run_name(game: str, algo: str, variant: str, seed: int) -> str:
     """Directory name of a run, e.g. ``Pong_ppo_coordconv_s0``.
 
@@ -52,6 +101,193 @@ def run_name(game: str, algo: str, variant: str, seed: int) -> str:
     return f"{safe_game}_{algo}_{variant}_s{seed}"
 
 
+def parse_run_name(name: str) -> tuple[str, str, str, int] | None:
+    """``"Pong_ppo_coordconv_s0"`` -> ``("Pong", "ppo", "coordconv", 0)``; ``None`` if the name
+    does not follow :func:`run_name` (the game is the sanitised directory form)."""
+    m = _RUN_NAME_RE.match(name)
+    if m is None:
+        return None
+    return m["game"], m["algo"], m["variant"], int(m["seed"])
+
+
+def game_key(game: str) -> str:
+    """A game's identity whatever its spelling: letters and digits only, lower case, without
+    an ``ALE/`` prefix or a ``-vN`` suffix, so ``ms_pacman``, ``MsPacman``, ``ALE/MsPacman-v5``
+    and the directory form ``coordrl-PointAtDot-v0`` of ``coordrl/PointAtDot-v0`` compare equal
+    to their canonical names."""
+    name = re.sub(r"NoFrameskip-v\d+$", "", re.sub(r"^ALE/(.+)-v\d+$", r"\1", game))
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+# ------------------------------------------------------------------------------ config.yaml
+@dataclass
+class RunConfig:
+    """Everything that defines a run; saved as ``RUN_DIR/config.yaml`` and reloaded by
+    ``--resume`` and ``python -m coordrl.evaluate``.
+
+    :param game: canonical Atari name or gymnasium id (``EnvSpec.game``)
+    :param env_id: the gymnasium id the env follows (``EnvSpec.env_id``)
+    :param is_atari: whether ``game`` is an Atari game
+    :param algo: ``ppo``, ``a2c`` or ``dqn``
+    :param variant: variant name (``conv``, ``coordconv``, ``coordconv-all-r``...)
+    :param coord_layers: CoordConv layers (``none``, ``first``, ``all``, ``0,2``...)
+    :param with_r: radius channel
+    :param seed: seed of agent and envs
+    :param timesteps: training target in environment steps
+    :param n_envs: parallel training envs
+    :param env_backend: ``native`` or ``sb3``
+    :param device: the device asked for (``auto``, ``cpu``, ``cuda``)
+    :param eval_episodes: full games per evaluation
+    :param eval_freq: evaluate every this many env steps (0: final evaluation only)
+    :param eval_deterministic: greedy actions in evaluations (default: sample, as rl-zoo3 does
+        for Atari)
+    :param checkpoint_freq: checkpoint every this many env steps (0: only on interrupt)
+    :param keep_checkpoints: keep the newest this many periodic checkpoints (0: all)
+    :param hyperparams: raw algorithm arguments (``lin_X`` / ``policy_kwargs`` strings as written)
+    :param coordrl_version: version that created the run
+    :param command: the command line that created the run
+    """
+
+    game: str
+    env_id: str
+    is_atari: bool
+    algo: str
+    variant: str
+    coord_layers: str
+    with_r: bool
+    seed: int
+    timesteps: int
+    n_envs: int
+    env_backend: str
+    device: str
+    eval_episodes: int
+    eval_freq: int
+    eval_deterministic: bool
+    checkpoint_freq: int
+    keep_checkpoints: int
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    coordrl_version: str = __version__
+    command: str = ""
+
+
+_CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
+    "game": str,
+    "env_id": str,
+    "is_atari": bool,
+    "algo": str,
+    "variant": str,
+    "coord_layers": str,
+    "with_r": bool,
+    "seed": int,
+    "timesteps": int,
+    "n_envs": int,
+    "env_backend": str,
+    "device": str,
+    "eval_episodes": int,
+    "eval_freq": int,
+    "eval_deterministic": bool,
+    "checkpoint_freq": int,
+    "keep_checkpoints": int,
+    "hyperparams": dict,
+    "coordrl_version": str,
+    "command": str,
+}
+
+
+def write_config(run_dir: str | Path, config: RunConfig) -> None:
+    """Write ``RUN_DIR/config.yaml`` (creating ``run_dir``)."""
+    import yaml
+
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(asdict(config), sort_keys=False))
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    """Read ``RUN_DIR/config.yaml`` (data only: ``yaml.safe_load``) and check its keys and the
+    types of its values. What the values mean (algorithm arguments, variant) is checked by the
+    caller that knows them (:func:`coordrl.training.check_config`).
+
+    :raises CorruptRunError: not YAML, missing or unknown keys, wrong types (names the file)
+    :raises FileNotFoundError: no config.yaml
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    data = read_yaml(path, "a run configuration mapping")
+    names = {f.name for f in fields(RunConfig)}
+    required = {
+        f.name for f in fields(RunConfig) if f.default is MISSING and f.default_factory is MISSING
+    }
+    missing = sorted(required - set(data))
+    unknown = sorted(set(data) - names)
+    if missing or unknown:
+        what = "; ".join(
+            x
+            for x in (
+                f"missing {missing}" if missing else "",
+                f"unknown {unknown}" if unknown else "",
+            )
+            if x
+        )
+        raise CorruptRunError(f"{path}: does not describe a run ({what})")
+    for key, value in data.items():
+        kind = _CONFIG_TYPES[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            raise CorruptRunError(
+                f"{path}: {key} must be {getattr(kind, '__name__', kind)}, got {value!r}"
+            )
+    return RunConfig(**data)
+
+
+# ------------------------------------------------------------------------------ evaluations
+def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The evaluations recorded in ``RUN_DIR/evaluations.json`` (empty if there is none):
+    ``[{"step", "returns", "lengths", "final"}, ...]`` in the order they were made."""
+    path = Path(run_dir) / EVALS_FILE
+    if not path.exists():
+        return []
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("evaluations"), list):
+        raise CorruptRunError(f"{path}: expected {{'evaluations': [...]}}")
+    for e in data["evaluations"]:
+        if not isinstance(e, dict) or not {"step", "returns", "lengths", "final"} <= set(e):
+            raise CorruptRunError(f"{path}: each evaluation needs step, returns, lengths, final")
+    return data["evaluations"]
+
+
+def write_evaluations(run_dir: str | Path, evaluations: list[dict[str, Any]]) -> None:
+    """Rewrite ``RUN_DIR/evaluations.json`` with ``evaluations`` (atomically)."""
+    atomic_write_json(Path(run_dir) / EVALS_FILE, {"evaluations": evaluations})
+
+
+# ------------------------------------------------------------------------------ models
+def checkpoint_path(run_dir: str | Path, steps: int) -> Path:
+    """``RUN_DIR/checkpoints/model_<steps>_steps.zip`` (SB3's CheckpointCallback naming)."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"model_{int(steps)}_steps.zip"
+
+
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """The checkpoint ``.zip`` files in ``RUN_DIR/checkpoints`` (``*_<steps>_steps.zip``),
+    oldest (fewest steps) first."""
+    found = []
+    for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*_steps.zip"):
+        m = _CHECKPOINT_RE.search(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint ``.zip`` in ``RUN_DIR/checkpoints`` (by step count in its name)."""
+    found = checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def write_model(path: str | Path, save: Callable[[IO[bytes]], None]) -> None:
+    """Write a model file (``model.zip`` or a checkpoint) atomically; ``save`` is e.g. SB3's
+    ``model.save`` (it accepts an open binary file)."""
+    atomic_write(path, save)
+
+
+# ------------------------------------------------------------------------------ result.json
 @dataclass
 class RunResult:
     """What a completed run reports (``result.json``).
@@ -85,40 +321,12 @@ class RunResult:
     schema_version: int = RESULT_SCHEMA_VERSION
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see either the old or the whole new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a file that is not valid JSON raises :class:`CorruptRunError` naming it."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptRunError(f"{path}: not valid JSON ({e})") from e
-
-
-def write_result(run_dir: str | os.PathLike, result: RunResult) -> None:
+def write_result(run_dir: str | Path, result: RunResult) -> None:
+    """Write ``RUN_DIR/result.json`` (atomically): from now on the run is complete."""
     atomic_write_json(Path(run_dir) / RESULT_FILE, asdict(result))
 
 
-def read_result(run_dir: str | os.PathLike) -> RunResult:
+def read_result(run_dir: str | Path) -> RunResult:
     """Load ``RUN_DIR/result.json``; raises :class:`CorruptRunError` naming the file if it is
     unreadable or lacks required fields, ``FileNotFoundError`` if the run is not complete."""
     path = Path(run_dir) / RESULT_FILE
@@ -138,24 +346,62 @@ def read_result(run_dir: str | os.PathLike) -> RunResult:
     return result
 
 
-def checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """The checkpoint ``.zip`` files in ``RUN_DIR/checkpoints`` (``*_<steps>_steps.zip``, SB3's
-    CheckpointCallback naming), oldest (fewest steps) first."""
-    found = []
-    for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*_steps.zip"):
-        m = re.search(r"_(\d+)_steps\.zip$", p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
+# ------------------------------------------------------------------------------ progress.json
+def write_progress(run_dir: str | Path, steps: int, timesteps: int, fps: float) -> None:
+    """Rewrite ``RUN_DIR/progress.json``: ``steps`` done of ``timesteps``, at ``fps`` steps/s
+    (the rate of this session), stamped with the time (seconds since the epoch)."""
+    atomic_write_json(
+        Path(run_dir) / PROGRESS_FILE,
+        {"steps": int(steps), "timesteps": int(timesteps), "fps": float(fps), "time": time.time()},
+    )
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest checkpoint ``.zip`` in ``RUN_DIR/checkpoints`` (by step count in its name)."""
-    found = checkpoints(run_dir)
-    return found[-1] if found else None
+def read_progress(run_dir: str | Path) -> dict[str, Any] | None:
+    """``{"steps", "timesteps", "fps", "time"}`` from ``RUN_DIR/progress.json``, or ``None``
+    when there is none or it cannot be read (progress is advisory, never an error)."""
+    try:
+        data = read_json(Path(run_dir) / PROGRESS_FILE)
+    except (OSError, CorruptRunError):
+        return None
+    keys = ("steps", "timesteps", "fps", "time")
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), (int, float)) and not isinstance(data.get(k), bool) for k in keys
+    ):
+        return None
+    return data
 
 
-def run_status(run_dir: str | os.PathLike) -> str:
+# ------------------------------------------------------------------------------ error.json, log
+def write_error(run_dir: str | Path, error: dict[str, Any]) -> None:
+    """Write ``RUN_DIR/error.json`` (creating ``run_dir``): the run failed. ``error`` holds at
+    least ``returncode`` and ``error`` (one line); the sweep adds ``log``, ``command``..."""
+    atomic_write_json(Path(run_dir) / ERROR_FILE, error)
+
+
+def read_error(run_dir: str | Path) -> dict[str, Any]:
+    """``RUN_DIR/error.json`` as a dict.
+
+    :raises CorruptRunError: not a JSON object; ``FileNotFoundError``: no error.json
+    """
+    path = Path(run_dir) / ERROR_FILE
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise CorruptRunError(f"{path}: expected a JSON object")
+    return data
+
+
+def append_log(run_dir: str | Path, log: str | Path) -> Path:
+    """Append the file ``log`` to ``RUN_DIR/train.log`` (synced to disk) and return its path."""
+    run_log = Path(run_dir) / LOG_FILE
+    with open(log, "rb") as src, open(run_log, "ab") as dst:
+        shutil.copyfileobj(src, dst)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return run_log
+
+
+# ------------------------------------------------------------------------------ status
+def run_status(run_dir: str | Path) -> str:
     """``"complete"`` (result.json present), ``"failed"`` (error.json present, no result),
     ``"interrupted"`` (config.yaml present, no result or error) or ``"new"`` (nothing yet)."""
     run_dir = Path(run_dir)

@@ -15,7 +15,7 @@ from pathlib import Path
 from coordrl.analysis import plots, stats
 from coordrl.analysis.aggregate import AGGREGATE_METRICS, HUMAN
 from coordrl.analysis.comparison import AUC, FINAL, Analysis, ComparisonRow
-from coordrl.runs import atomic_write_text
+from coordrl.files import atomic_write_text
 
 REPORT_FILE = "report.md"
 RUNS_CSV = "runs.csv"
