@@ -37,7 +37,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_STEPS = 10**10
 
 _SUFFIX = {"k": 10**3, "m": 10**6, "g": 10**9}
-_STEPS_RE = re.compile(r"([0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?)([kKmMgG]?)")
+_STEPS_RE = re.compile(r"([-+]?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?)([kKmMgG]?)")
 
 
 class UsageError(Exception):
@@ -74,7 +74,8 @@ def parse_steps(value: Any, minimum: int = 1, what: str = "steps") -> int:
     if number > MAX_STEPS:
         raise ValueError(f"{value!r} {what} is above the maximum of {MAX_STEPS:.0e}")
     if number < minimum:
-        raise ValueError(f"expected at least {minimum} {what}, got {value!r}")
+        bound = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"must be {bound}, got {value!r}")
     return int(number)
 
 
@@ -100,7 +101,8 @@ def count_type(minimum: int = 1) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+            bound = "positive" if minimum == 1 else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
         return value
 
     return parse

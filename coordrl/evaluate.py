@@ -10,40 +10,25 @@ directory without ``model.zip`` (interrupted run) is evaluated from its latest c
 Exit codes: 0 done, 2 bad input (one ``error: ...`` line), 130 interrupted.
 """
 
-# ruff: noqa: E402  (OMP_WAIT_POLICY must be set before torch is imported)
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-# OpenMP threads that spin while idle (libgomp's default) fight with ale-py's C++ env threads and
-# with other processes for the cores: on a shared 2-core box PPO ran 3-4x slower (see
-# scripts/bench_train_throughput.py). libgomp reads this once, when torch is first imported, so
-# it is set here, before the imports below; an explicit OMP_WAIT_POLICY wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np
-import torch as th
-
 from coordrl import runs
-from coordrl.agents.config import ALGOS
-from coordrl.agents.factory import set_channels_last, use_channels_last
-from coordrl.train import (
-    EXIT_INTERRUPTED,
+from coordrl._cli import (
     EXIT_OK,
-    EXIT_USAGE,
     OneLineArgumentParser,
-    RunConfig,
     UsageError,
-    evaluate_returns,
-    load_run_config,
-    make_eval_env,
+    count_type,
+    prefer_passive_openmp,
+    run_cli,
 )
+from coordrl.hardware import DEVICES
 
-__all__ = ["find_model_and_config", "main"]
+__all__ = ["build_parser", "find_model_and_config", "main"]
 
 
 def find_model_and_config(path: str | Path) -> tuple[Path, Path]:
@@ -80,9 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a trained agent on full games (unclipped returns).",
     )
     p.add_argument("path", metavar="RUN_DIR|MODEL.zip")
-    p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--seed", type=int, default=None, help="env seed (default: the run's eval seed)")
+    p.add_argument(
+        "--episodes", type=count_type(1), default=10, help="episodes to play (default 10)"
+    )
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default auto")
+    p.add_argument(
+        "--seed", type=count_type(0), help="env seed, >= 0 (default: the run's eval seed)"
+    )
     p.add_argument(
         "--deterministic",
         action=argparse.BooleanOptionalAction,
@@ -93,49 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_model(config: RunConfig, model_path: Path, device: th.device):
-    # DQN: no replay buffer needed to act; do not allocate the configured one.
-    custom = {"buffer_size": 1} if config.algo == "dqn" else None
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    model_path, run_dir = find_model_and_config(args.path)
     try:
-        model = ALGOS[config.algo].load(model_path, device=device, custom_objects=custom)
-    except Exception as e:
-        raise UsageError(f"cannot load {model_path} ({type(e).__name__}: {e})") from None
-    set_channels_last(model, use_channels_last(device))
-    return model
+        config = runs.read_config(run_dir)
+    except runs.CorruptRunError as e:
+        raise UsageError(str(e)) from None
+    prefer_passive_openmp()  # before torch is imported
+    import numpy as np
+    import torch as th
 
+    from coordrl.hardware import resolve_device
+    from coordrl.training import check_config, evaluate_returns, load_model, make_eval_env
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m coordrl.evaluate``; returns the exit code.
-
-    :param argv: arguments (default ``sys.argv[1:]``)
-    """
     try:
-        args = build_parser().parse_args(argv)
-        if args.episodes < 1:
-            raise UsageError(f"--episodes must be positive, got {args.episodes}")
-        if args.device == "cuda" and not th.cuda.is_available():
-            raise UsageError("--device cuda: CUDA is not available here")
-        device = th.device("cuda" if args.device != "cpu" and th.cuda.is_available() else "cpu")
-        model_path, run_dir = find_model_and_config(args.path)
-        try:
-            config = load_run_config(run_dir)
-        except runs.CorruptRunError as e:
-            raise UsageError(str(e)) from None
-        model = _load_model(config, model_path, device)
-        deterministic = (
-            config.eval_deterministic if args.deterministic is None else args.deterministic
-        )
-        env = make_eval_env(config, args.episodes, seed=args.seed)
-        try:
-            returns, lengths = evaluate_returns(model, env, args.episodes, deterministic)
-        finally:
-            env.close()
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        check_config(config, str(run_dir / runs.CONFIG_FILE))
+        device = th.device(resolve_device(args.device))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    model = load_model(config, model_path, device)
+    deterministic = config.eval_deterministic if args.deterministic is None else args.deterministic
+    env = make_eval_env(config, args.episodes, seed=args.seed)
+    try:
+        returns, lengths = evaluate_returns(model, env, args.episodes, deterministic)
+    finally:
+        env.close()
     mean, std = float(np.mean(returns)), float(np.std(returns))
     if args.json:
         print(
@@ -161,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(returns)} episodes (min {min(returns):.1f}, max {max(returns):.1f})"
         )
     return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m coordrl.evaluate``; returns the exit code.
+
+    :param argv: arguments (default ``sys.argv[1:]``)
+    """
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

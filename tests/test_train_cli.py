@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coordrl import evaluate, runs, train
+from coordrl import evaluate, runs, train, training
 from coordrl.runs import read_result
 from coordrl.variant import Variant
 
@@ -95,7 +95,7 @@ def test_pong_train_then_evaluate(algo, tmp_path, capsys):
     assert runs.latest_checkpoint(run_dir) is not None
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["algo"] == algo and config["env_backend"] == "native"
-    assert config["hyperparams"] == train.load_run_config(run_dir).hyperparams
+    assert config["hyperparams"] == runs.read_config(run_dir).hyperparams
     if algo == "ppo":
         rc, out, err = run_main(evaluate.main, [str(run_dir), "--episodes", "1"], capsys)
         assert rc == 0, err
@@ -207,14 +207,14 @@ def test_evaluate_a_checkpoint_and_bad_paths(done_run, tmp_path, capsys):
 
 def _stop_at(monkeypatch, step: int) -> None:
     """Make the run stop as on SIGINT once ``step`` env steps are done (deterministic)."""
-    original = train._RunCallback._on_step
+    original = training._RunCallback._on_step
 
     def on_step(self):
         if self.model.num_timesteps >= step:
             self.stop.requested = True
         return original(self)
 
-    monkeypatch.setattr(train._RunCallback, "_on_step", on_step)
+    monkeypatch.setattr(training._RunCallback, "_on_step", on_step)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn"])
@@ -315,7 +315,7 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "checkpoint" in err
     assert runs.run_status(run_dir) == "interrupted"
-    config = train.load_run_config(run_dir)
+    config = runs.read_config(run_dir)
     assert runs.latest_checkpoint(run_dir) is not None and config.timesteps == 100000
 
 
@@ -327,8 +327,8 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
         (["--game", "Pong", "--algo", "sac"], "invalid choice: 'sac'"),
         (["--game", "Pong", "--set", "foo=1"], "unknown hyperparameter 'foo' for PPO; valid keys"),
         (["--game", "Pong", "--algo", "dqn", "--set", "n_steps=x"], "n_steps must be an integer"),
-        (["--game", "Pong", "--timesteps", "0"], "--timesteps must be positive"),
-        (["--game", "Pong", "--timesteps", "-5"], "--timesteps must be positive"),
+        (["--game", "Pong", "--timesteps", "0"], "--timesteps: must be positive"),
+        (["--game", "Pong", "--timesteps", "-5"], "--timesteps: must be positive"),
         (["--game", "Pong", "--timesteps", "lots"], "expected a number of steps"),
         (["--game", "Pong", "--coord-layers", "5"], "out of range"),
         (["--game", "Pong", "--variant", "coordconv", "--with-r"], "cannot be combined"),
