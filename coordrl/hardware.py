@@ -5,6 +5,7 @@ that need it, so the sweep driver can count cores without paying for torch."""
 from __future__ import annotations
 
 import os
+import re
 
 __all__ = ["DEVICES", "available_cores", "resolve_device", "visible_gpus"]
 
@@ -32,17 +33,21 @@ def visible_gpus() -> list[str]:
 
 
 def resolve_device(name: str) -> str:
-    """``"auto"`` -> ``"cuda"`` if a GPU is available else ``"cpu"``; ``"cpu"``/``"cuda"`` are
-    checked.
+    """``"auto"`` -> ``"cuda"`` if a GPU is available else ``"cpu"``; ``"cpu"``, ``"cuda"`` and
+    ``"cuda:N"`` are checked.
 
-    :raises ValueError: an unknown name, or ``cuda`` without a GPU (the message says what to use)
+    :raises ValueError: an unknown name, or CUDA without a GPU (the message says what to use)
     """
-    if name not in DEVICES:
-        raise ValueError(f"unknown device {name!r}: use {', '.join(DEVICES)}")
+    if name not in DEVICES and not re.fullmatch(r"cuda:\d+", name):
+        raise ValueError(f"unknown device {name!r}: use {', '.join(DEVICES)} (or cuda:N)")
     import torch
 
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: CUDA is not available here (use --device cpu or auto)")
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available here (use cpu or auto)")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
     return name

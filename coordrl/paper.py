@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import torch as th
 
+from coordrl._cli import OneLineArgumentParser, UsageError, count_type, run_cli
+from coordrl.hardware import resolve_device
 from coordrl.notsoclevr import (
     MODELS,
     SPLITS,
@@ -34,25 +36,25 @@ from coordrl.notsoclevr import (
 DEFAULT_LR = {"coordconv": 3e-2, "deconv": 1e-3}
 
 
-class _Parser(argparse.ArgumentParser):
-    """``argparse`` with the project's CLI convention: one ``error: ...`` line, exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message}\n")
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m coordrl.paper`` argument parser."""
-    parser = _Parser(prog="python -m coordrl.paper", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="experiment", required=True, parser_class=_Parser)
+    parser = OneLineArgumentParser(
+        prog="python -m coordrl.paper", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(
+        dest="experiment", required=True, parser_class=OneLineArgumentParser
+    )
     cls = sub.add_parser(
         "classification",
         help="supervised coordinate classification: (x, y) -> one-hot 64x64 pixel",
     )
     cls.add_argument("--split", choices=SPLITS, required=True, help="train/test split")
-    cls.add_argument("--epochs", type=int, default=10, help="epochs for every model (default 10)")
-    cls.add_argument("--batch-size", type=int, default=32, help="minibatch size (default 32)")
+    cls.add_argument(
+        "--epochs", type=count_type(1), default=10, help="epochs for every model (default 10)"
+    )
+    cls.add_argument(
+        "--batch-size", type=count_type(1), default=32, help="minibatch size (default 32)"
+    )
     cls.add_argument(
         "--lr",
         type=float,
@@ -61,29 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
         + ")",
     )
-    cls.add_argument("--seed", type=int, default=0, help="seed of the split, init and batches")
+    cls.add_argument(
+        "--seed", type=count_type(0), default=0, help="seed of the split, init and batches"
+    )
     cls.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     cls.add_argument(
         "--models",
         default=",".join(MODELS),
         help=f"comma-separated subset of {','.join(MODELS)} (default both)",
     )
-    cls.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    cls.add_argument("--threads", type=count_type(1), default=None, help="torch CPU threads")
     return parser
-
-
-def _resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if th.cuda.is_available() else "cpu"
-    try:
-        device = th.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown --device {name!r}; use auto, cpu or cuda") from None
-    if device.type == "cuda" and not th.cuda.is_available():
-        raise ValueError("--device cuda requested but no CUDA GPU is available; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported --device {name!r}; use auto, cpu or cuda")
-    return str(device)
 
 
 def _parse_models(spec: str) -> list[str]:
@@ -126,17 +116,12 @@ def run_classification(
     :param args: Parsed ``classification`` arguments.
     :return: The results, the number of training and of test examples.
     """
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.lr is not None and not args.lr > 0:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         th.set_num_threads(args.threads)
     models = _parse_models(args.models)
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     train, test = split_dataset(make_dataset(), args.split, seed=args.seed)
     results = []
     for name in models:
@@ -151,23 +136,23 @@ def run_classification(
     return results, len(train), len(test)
 
 
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        results, n_train, n_test = run_classification(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(format_table(results, args.split, n_train, n_test))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m coordrl.paper``.
 
     :param argv: Arguments (default ``sys.argv[1:]``).
     :return: Exit code: 0 done, 2 bad input, 130 interrupted.
     """
-    args = build_parser().parse_args(argv)
-    try:
-        results, n_train, n_test = run_classification(args)
-    except ValueError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
-        return 130
-    print(format_table(results, args.split, n_train, n_test))
-    return 0
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ the same emulator states (tests/test_envs_native.py).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -65,14 +64,9 @@ from stable_baselines3.common.atari_wrappers import (
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
+from coordrl.hardware import available_cores
+
 _ACTION_NAMES = {action: name for name, action in Action.__members__.items()}
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (respects affinity / cgroup CPU sets)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 class NativeAtariVecEnv(VecEnv):

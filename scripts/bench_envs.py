@@ -23,7 +23,8 @@ import time
 import numpy as np
 from coordrl.envs.atari import FRAME_SKIP, canonical_game, make_atari_vec_env
 from coordrl.envs.errors import UnknownEnvError
-from coordrl.envs.native_vec_env import available_cores
+
+from coordrl.hardware import available_cores
 
 
 def measure(
