@@ -149,3 +149,28 @@ def run_cli(main: Callable[[list[str]], int], argv: Sequence[str] | None = None)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def options_table(parser: argparse.ArgumentParser) -> str:
+    """A Markdown table of a parser's options (flag, value, help), in declaration order: README's
+    option tables are generated from the parsers by ``scripts/readme_options.py`` and checked
+    against them by the tests, so each option is declared once, in its parser."""
+    rows = ["| option | value | meaning |", "|---|---|---|"]
+    for action in parser._actions:  # argparse has no public accessor for its actions
+        if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+            continue
+        flag = (
+            ", ".join(f"`{s}`" for s in action.option_strings)
+            or f"`{action.metavar or action.dest}`"
+        )
+        if action.choices is not None:
+            value = " \\| ".join(str(c) for c in action.choices)
+        elif action.nargs == 0:
+            value = ""
+        else:
+            value = action.metavar or action.dest.upper()
+            if action.nargs in ("+", "*"):
+                value += " ..."
+        text = (action.help or "").replace("%%", "%").replace("|", "\\|")
+        rows.append(f"| {flag} | {value} | {text} |")
+    return "\n".join(rows)
