@@ -190,15 +190,18 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     """Parse ``--set key=value`` items; values are parsed as YAML (``64`` -> int,
     ``1e-4`` -> float, ``true`` -> bool, ``lin_1e-4`` -> str, ``[64, 64]`` -> list).
 
-    :param items: strings ``"key=value"``
+    :param items: strings ``"key=value"`` (split by :func:`coordrl._cli.parse_key_values`, the
+        one ``key=value`` parser of train and sweep)
     :raises ConfigError: an item without ``=`` or with an empty key
     """
+    from coordrl._cli import UsageError, parse_key_values
+
+    try:
+        pairs = parse_key_values(items)
+    except UsageError as e:
+        raise ConfigError(str(e)) from None
     out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set n_steps=64")
+    for key, text in pairs.items():
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:

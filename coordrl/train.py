@@ -32,7 +32,6 @@ from coordrl._cli import (
     OneLineArgumentParser,
     UsageError,
     count_type,
-    parse_key_values,
     prefer_passive_openmp,
     run_cli,
     steps_type,
@@ -200,8 +199,7 @@ def _hyperparams(algo: str, args: argparse.Namespace, family: str):
     try:
         cfg = load_config(algo, args.config)  # TODO(family): per-family configs
         if args.overrides:
-            items = [f"{k}={v}" for k, v in parse_key_values(args.overrides).items()]
-            cfg = apply_overrides(cfg, parse_overrides(items))
+            cfg = apply_overrides(cfg, parse_overrides(args.overrides))
     except ConfigError as e:
         raise UsageError(str(e)) from None
     return cfg

@@ -102,7 +102,7 @@ def test_overrides_parse_yaml_values_and_numbers():
         ("seed=1", "use --seed"),
         ("n_envs=0", "n_envs must be a positive integer"),
         ("policy=MlpPolicy", "policy 'MlpPolicy' is not supported"),
-        ("novalue", "expected key=value"),
+        ("novalue", "expected KEY=VALUE"),
     ],
 )
 def test_bad_overrides_are_rejected_with_a_clear_message(override, message):
