@@ -1,8 +1,10 @@
-"""Build SB3 A2C / PPO / DQN agents whose features extractor is :class:`CoordNatureCNN`.
+"""Build SB3 A2C / PPO / DQN agents whose features extractor has CoordConv layers.
 
+The extractor depends on the environment family (:data:`EXTRACTORS`): Atari and other pixel envs
+get :class:`CoordNatureCNN`, MinAtar gets :class:`MinAtarCNN` (the MinAtar paper's network).
 Both experimental arms use the same extractor class: the ``conv`` variant is
-``CoordNatureCNN(coord_layers="none")``, architecturally SB3's ``NatureCNN``, so the two arms
-differ only in the coordinate channels.
+``coord_layers="none"`` (for Atari architecturally SB3's ``NatureCNN``), so the arms differ only
+in the coordinate channels.
 
 Fast paths (measured with ``scripts/bench_train_throughput.py``):
 
@@ -30,16 +32,46 @@ import torch as th
 from coordrl.agents.config import ALGOS, ConfigError, resolve_hyperparams
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from coordrl.extractors import CoordNatureCNN
+from coordrl.extractors import CoordExtractorMixin, CoordNatureCNN, MinAtarCNN
 from coordrl.variant import Variant
 
-__all__ = ["TensorRolloutBuffer", "build_model", "set_channels_last", "use_channels_last"]
+__all__ = [
+    "EXTRACTORS",
+    "TensorRolloutBuffer",
+    "build_model",
+    "extractor_class",
+    "set_channels_last",
+    "use_channels_last",
+]
 
-_EXTRACTOR_KEYS = ("coord_layers", "with_r")
+_EXTRACTOR_KEYS = ("coord_layers", "with_r", "coord_init")
+
+#: Features extractor per environment family (``EnvSpec.family``, see ``coordrl.envs``).
+EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
+    "atari": CoordNatureCNN,
+    "pixel": CoordNatureCNN,
+    "gym": CoordNatureCNN,
+    "minatar": MinAtarCNN,
+}
+
+
+def extractor_class(family: str = "atari") -> type[BaseFeaturesExtractor]:
+    """The features extractor :func:`build_model` uses for an environment family.
+
+    :param family: ``EnvSpec.family``: ``"atari"``, ``"minatar"``, ``"pixel"`` or ``"gym"``
+    :raises ConfigError: an unknown family
+    """
+    try:
+        return EXTRACTORS[family]
+    except KeyError:
+        raise ConfigError(
+            f"unknown environment family {family!r}; choose one of {', '.join(EXTRACTORS)}"
+        ) from None
 
 
 class TensorRolloutBuffer(RolloutBuffer):
@@ -101,8 +133,9 @@ def use_channels_last(device: th.device | str) -> bool:
 
 
 def set_channels_last(model: BaseAlgorithm, enabled: bool) -> int:
-    """Switch every :class:`CoordNatureCNN` of ``model``'s policy (DQN: also the target network)
-    to channels-last (or back) convolutions, in place; the optimizer keeps its parameters.
+    """Switch every coordrl extractor (:class:`CoordNatureCNN`, :class:`MinAtarCNN`, ...) of
+    ``model``'s policy (DQN: also the target network) to channels-last (or back) convolutions, in
+    place; the optimizer keeps its parameters.
 
     Done after the policy is built rather than through ``CoordNatureCNN(channels_last=True)``:
     SB3's orthogonal initialisation (``ortho_init``) uses ``Tensor.view_as``, which fails on
@@ -116,8 +149,8 @@ def set_channels_last(model: BaseAlgorithm, enabled: bool) -> int:
     fmt = th.channels_last if enabled else th.contiguous_format
     count = 0
     for module in model.policy.modules():
-        if isinstance(module, CoordNatureCNN):
-            module.cnn.to(memory_format=fmt)
+        if isinstance(module, CoordExtractorMixin):
+            module.to(memory_format=fmt)  # type: ignore[attr-defined]  (4-D weights only)
             module.channels_last = enabled
             count += 1
     return count
@@ -132,43 +165,52 @@ def build_model(
     device: th.device | str = "auto",
     tensorboard_log: str | None = None,
     channels_last: bool | None = None,
+    family: str = "atari",
 ) -> BaseAlgorithm:
-    """Build an SB3 agent with the CoordNatureCNN features extractor.
+    """Build an SB3 agent with the family's CoordConv features extractor
+    (:func:`extractor_class`: ``CoordNatureCNN``, or ``MinAtarCNN`` for ``family="minatar"``).
 
     :param algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``
     :param env: the training vector env (image observations, e.g. from ``envs.make_env``)
     :param hyperparams: raw algorithm arguments (``AlgoConfig.hyperparams``: ``lin_X`` and
         ``policy_kwargs`` strings are resolved here)
-    :param variant: which conv layers get coordinate channels (``Variant()`` = plain conv)
+    :param variant: which conv layers get coordinate channels, with or without ``r``, and how
+        their coordinate weights start (``Variant()`` = plain conv)
     :param seed: seed of the agent (torch, numpy, action sampling)
     :param device: ``"auto"``, ``"cpu"``, ``"cuda"``...
     :param tensorboard_log: TensorBoard directory (or ``None``; callers may also set a logger)
     :param channels_last: run the convolutions channels-last; ``None``: :func:`use_channels_last`
+    :param family: the env's ``EnvSpec.family`` (picks the extractor)
     :raises ConfigError: bad hyperparameters, or ``policy_kwargs`` trying to set what the
-        variant decides (the extractor class, ``coord_layers``, ``with_r``)
-    :raises ValueError: an observation space that is not an image
+        variant decides (the extractor class, ``coord_layers``, ``with_r``, ``coord_init``)
+    :raises ValueError: an observation space that is not an image, or coordinate layers the
+        family's network does not have (e.g. ``coordconv-L1`` for MinAtar's single conv)
     """
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(sorted(ALGOS))}")
     kwargs = resolve_hyperparams(algo, hyperparams)
     policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
+    extractor = extractor_class(family)
     if "features_extractor_class" in policy_kwargs:
         raise ConfigError(
             "policy_kwargs.features_extractor_class cannot be set: coordrl always uses "
-            "CoordNatureCNN (choose the variant with --coordconv / --coord-layers / --with-r)"
+            f"{extractor.__name__} (choose the variant with --coordconv / --coord-layers / "
+            "--with-r)"
         )
     extractor_kwargs = dict(policy_kwargs.pop("features_extractor_kwargs", None) or {})
     clash = [k for k in _EXTRACTOR_KEYS if k in extractor_kwargs]
     if clash:
         raise ConfigError(
             f"policy_kwargs.features_extractor_kwargs cannot set {', '.join(clash)}: "
-            "use --coordconv / --coord-layers / --with-r"
+            "use --coordconv / --coord-layers / --with-r / the variant name"
         )
     torch_device = get_device(device)
     if channels_last is None:
         channels_last = use_channels_last(torch_device)
-    extractor_kwargs.update(coord_layers=variant.coord_layers, with_r=variant.with_r)
-    policy_kwargs["features_extractor_class"] = CoordNatureCNN
+    extractor_kwargs.update(
+        coord_layers=variant.coord_layers, with_r=variant.with_r, coord_init=variant.coord_init
+    )
+    policy_kwargs["features_extractor_class"] = extractor
     policy_kwargs["features_extractor_kwargs"] = extractor_kwargs
     # SB3 gives CnnPolicy an empty head MLP only when the extractor *is* NatureCNN; keep the
     # CnnPolicy network for our subclass too (the conv variant must equal SB3's Nature CNN).
@@ -185,5 +227,8 @@ def build_model(
         verbose=0,
         **kwargs,
     )
+    for module in model.policy.modules():
+        if isinstance(module, CoordExtractorMixin):
+            module.apply_coord_init()  # coord_init="zero" after SB3's orthogonal init
     set_channels_last(model, channels_last)
     return model
