@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     from coordrl.analysis.comparison import Settings, analyse
     from coordrl.analysis.report import terminal_table, write_report
-    from coordrl.sweep_results import collect_runs
+    from coordrl.sweeps.results import collect_runs
 
     try:
         runs = collect_runs(sweep_dir, exclude=out_dir)

@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 
 from coordrl import runs
-from coordrl.sweep import cpu_count, format_table
+from coordrl.hardware import available_cores
+from coordrl.sweeps.results import format_table
 
 
 def bench(args: argparse.Namespace, k: int, root: Path) -> dict[str, float]:
     out = root / f"k{k}"
-    threads = args.threads or max(1, cpu_count() // k)
+    threads = args.threads or max(1, available_cores() // k)
     cmd = [sys.executable, "-m", "coordrl.sweep", "--games", args.game, "--algos", args.algo]
     cmd += ["--variants", args.variant, "--seeds", str(k), "--timesteps", str(args.timesteps)]
     cmd += ["--n-envs", str(args.n_envs), "--eval-episodes", "1", "--eval-freq", "0"]
@@ -80,7 +81,7 @@ def main() -> None:
     base = rows[0]["agg"] if rows and rows[0]["k"] == 1 else None
     print(
         f"{args.game} {args.algo} {args.variant}: {args.timesteps} steps/run, "
-        f"{args.n_envs} envs/run, {cpu_count()} cores, pid {os.getpid()}"
+        f"{args.n_envs} envs/run, {available_cores()} cores, pid {os.getpid()}"
     )
     table = [
         [

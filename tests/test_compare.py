@@ -12,16 +12,17 @@ import numpy as np
 import pytest
 
 from coordrl.compare import main
+from coordrl.files import atomic_write_json
 from coordrl.runs import (
     CONFIG_FILE,
     ERROR_FILE,
     RESULT_FILE,
     RunResult,
-    atomic_write_json,
+    parse_run_name,
     run_name,
     write_result,
 )
-from coordrl.sweep_results import collect_runs, parse_run_name
+from coordrl.sweeps.results import collect_runs
 
 STEPS = [0, 1000, 2000, 3000]
 

@@ -1,15 +1,19 @@
-"""Tests of ``python -m coordrl.sweep``: validation, planning and, end to end with the real
-``coordrl.train`` CLI on the pixel env, a local sweep, failure/retry, kill/resume and Ray."""
+"""Tests of ``python -m coordrl.sweep`` and :mod:`coordrl.sweeps`: validation, planning, the
+stop sequence, the progress line and, end to end with the real ``coordrl.train`` CLI on the
+pixel env (or a fake train module), a local sweep, failure/retry, kill/resume and Ray."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -17,7 +21,11 @@ import pytest
 import yaml
 
 from coordrl import runs, sweep
-from coordrl.sweep import RunSpec, SweepDir, SweepError
+from coordrl.sweeps import definition, local, ray_backend
+from coordrl.sweeps.attempt import RunOutcome, Stopper
+from coordrl.sweeps.definition import RunSpec, SweepDefinition, SweepError
+from coordrl.sweeps.layout import SweepDir
+from coordrl.sweeps.progress import Progress, StatusCounts, render_status
 
 ENV = "coordrl/PointAtDot-v0"
 GAME = "coordrl-PointAtDot-v0"
@@ -72,66 +80,202 @@ def result_mtimes(sweep_dir: Path) -> dict[str, float]:
     ],
 )
 def test_parse_seeds(value, explicit, seeds) -> None:
-    assert sweep.parse_seeds(value, explicit=explicit) == seeds
+    assert definition.parse_seeds(value, explicit=explicit) == seeds
 
 
 @pytest.mark.parametrize("value", [["0"], ["-2"], ["1", "1"], ["x"], ["5..3"], [], True])
 def test_parse_seeds_rejects(value) -> None:
     with pytest.raises(SweepError):
-        sweep.parse_seeds(value)
+        definition.parse_seeds(value)
 
 
 def test_parse_timesteps() -> None:
-    assert sweep.parse_timesteps("2e6") == 2_000_000
-    assert sweep.parse_timesteps("2_000") == 2000
-    assert sweep.parse_timesteps(1e5) == 100_000
+    assert definition.parse_timesteps("2e6") == 2_000_000
+    assert definition.parse_timesteps("2_000") == 2000
+    assert definition.parse_timesteps(1e5) == 100_000
     for bad in ("0", "-5", "1.5", "many", "inf"):
         with pytest.raises(SweepError):
-            sweep.parse_timesteps(bad)
+            definition.parse_timesteps(bad)
 
 
 def test_overrides_scoped_to_an_algorithm() -> None:
-    overrides = sweep.parse_overrides(["n_steps=64", "ppo:n_epochs=2"])
-    assert sweep.overrides_for("ppo", overrides) == ["n_steps=64", "n_epochs=2"]
-    assert sweep.overrides_for("a2c", overrides) == ["n_steps=64"]
-    nested = sweep.parse_overrides({"gamma": 0.5, "ppo": {"n_epochs": 2}, "lr": "lin_1e-3"})
+    overrides = definition.parse_overrides(["n_steps=64", "ppo:n_epochs=2"])
+    assert definition.overrides_for("ppo", overrides) == ["n_steps=64", "n_epochs=2"]
+    assert definition.overrides_for("a2c", overrides) == ["n_steps=64"]
+    nested = definition.parse_overrides({"gamma": 0.5, "ppo": {"n_epochs": 2}, "lr": "lin_1e-3"})
     assert nested == {"gamma": "0.5", "ppo:n_epochs": "2", "lr": "lin_1e-3"}
 
 
 def test_default_workers() -> None:
-    assert sweep.default_workers(1, 0) == 1
-    assert sweep.default_workers(2, 0) == 2
-    assert sweep.default_workers(16, 0) == 8
-    assert sweep.default_workers(4, 4) == 4
+    assert local.default_workers(1, 0) == 1
+    assert local.default_workers(2, 0) == 2
+    assert local.default_workers(16, 0) == 8
+    assert local.default_workers(4, 4) == 4
 
 
 class _StubAttempt:
-    """Stands in for :class:`RunAttempt` (no process) to test slot -> GPU assignment."""
+    """Stands in for :class:`RunAttempt` (no process): ends after ``polls`` polls, or, once
+    interrupted, at the next poll (130) unless ``stubborn``; killed, at the next poll (-9)."""
 
-    def __init__(self, name: str) -> None:
-        self.spec = RunSpec(ENV, "ppo", "conv", int(name))
+    def __init__(self, seed: int, polls: int = 2, stubborn: bool = False) -> None:
+        self.spec = RunSpec(ENV, "ppo", "conv", seed)
         self.env: dict[str, str] = {}
         self.resumed = False
-        self.polls = 0
+        self.polls, self.stubborn, self.limit = 0, stubborn, polls
+        self.calls: list[str] = []
+        self.on_poll = lambda: None
 
     def start(self) -> bool:
+        self.calls.append("start")
         return True
 
     def poll(self) -> int | None:
         self.polls += 1
-        return 0 if self.polls > 1 else None
+        self.on_poll()
+        if "kill" in self.calls:
+            return -9
+        if "interrupt" in self.calls and not self.stubborn:
+            return 130
+        return 0 if self.polls >= self.limit else None
 
-    def finish(self, rc: int) -> sweep.RunOutcome:
-        return sweep.RunOutcome(self.spec.name, "complete", rc)
+    def interrupt(self) -> None:
+        self.calls.append("interrupt")
+
+    def kill(self) -> None:
+        self.calls.append("kill")
+
+    def finish(self, rc: int) -> RunOutcome:
+        return RunOutcome(self.spec.name, "complete" if rc == 0 else "interrupted", rc)
 
 
-def test_local_runs_are_spread_over_gpus() -> None:
-    attempts = [_StubAttempt(str(i)) for i in range(4)]
-    progress = sweep.Progress(4, 0, 0, 2, stream=io.StringIO())
-    progress.pending = 4
-    outcomes, stopped = sweep.run_local(attempts, 2, ["0", "1"], progress)
+def _progress_for(attempts, tmp_path: Path, **kwargs) -> Progress:
+    names = [a.spec.name for a in attempts]
+    return Progress(
+        1000, {n: tmp_path / n for n in names}, {n: "new" for n in names}, todo=names, **kwargs
+    )
+
+
+def test_local_runs_are_spread_over_gpus(tmp_path: Path) -> None:
+    attempts = [_StubAttempt(i) for i in range(4)]
+    progress = _progress_for(attempts, tmp_path, stream=io.StringIO())
+    outcomes, stopped = local.run_local(attempts, 2, ["0", "1"], progress)
     assert not stopped and [o.status for o in outcomes] == ["complete"] * 4
     assert [a.env["CUDA_VISIBLE_DEVICES"] for a in attempts] == ["0", "1", "0", "1"]
+
+
+# ------------------------------------------------------------------------------- stopping
+
+
+def test_stopper_sequence() -> None:
+    now = [0.0]
+    stopper = Stopper(grace_s=10, clock=lambda: now[0])
+    a, b = _StubAttempt(0), _StubAttempt(1)
+    assert stopper.step([a, b]) is None and not stopper.requested
+    stopper.request()
+    now[0] = 1.0
+    assert stopper.step([a, b]) == "interrupt" and a.calls == b.calls == ["interrupt"]
+    now[0] = 9.5
+    assert stopper.step([a, b]) is None  # still within the grace period (from the request)
+    now[0] = 10.0
+    assert stopper.step([a, b]) == "kill" and a.calls == ["interrupt", "kill"]
+    assert stopper.step([a, b]) is None  # each action once
+
+    again = Stopper(grace_s=100, clock=lambda: now[0])
+    again.request()
+    assert again.step([a]) == "interrupt"
+    again.request()  # a second Ctrl-C: kill now
+    assert again.step([a]) == "kill"
+
+
+def _sigint_on_first_poll(attempt: _StubAttempt) -> None:
+    def on_poll() -> None:
+        if attempt.polls == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    attempt.on_poll = on_poll
+
+
+def test_local_backend_interrupt_then_kill_after_grace(tmp_path: Path) -> None:
+    polite, stubborn = _StubAttempt(0, polls=10**6), _StubAttempt(1, polls=10**6, stubborn=True)
+    queued = _StubAttempt(2)
+    _sigint_on_first_poll(polite)
+    out = io.StringIO()
+    progress = _progress_for([polite, stubborn, queued], tmp_path, stream=out)
+    start = time.monotonic()
+    outcomes, stopped = local.run_local([polite, stubborn, queued], 2, [], progress, grace_s=0.5)
+    assert stopped and time.monotonic() - start < 10
+    assert polite.calls == ["start", "interrupt"]  # checkpointed and exited within the grace
+    assert stubborn.calls == ["start", "interrupt", "kill"]  # killed when the grace ran out
+    assert queued.calls == []  # never started: stays new for the next invocation
+    assert sorted(o.returncode for o in outcomes) == [-9, 130]
+    assert "stopping" in out.getvalue() and "killing" in out.getvalue()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ray_task_follows_the_same_stop_sequence(tmp_path: Path) -> None:
+    """The Ray task body stops its run as the local backend does: the driver's stop file is a
+    stop request (interrupt), the grace period then kills."""
+    stop_file = tmp_path / "stop"
+    stubborn = _StubAttempt(0, polls=10**6, stubborn=True)
+    stubborn.on_poll = lambda: stop_file.touch()
+    outcome = ray_backend.execute_attempt(stubborn, grace_s=0.2, stop_file=str(stop_file))
+    assert stubborn.calls == ["start", "interrupt", "kill"] and outcome.returncode == -9
+    queued = _StubAttempt(1)
+    outcome = ray_backend.execute_attempt(queued, grace_s=0.2, stop_file=str(stop_file))
+    assert outcome.status == "not started" and queued.calls == []
+
+
+# ------------------------------------------------------------------------------- progress
+
+
+def test_render_status_is_a_function_of_the_counts() -> None:
+    counts = StatusCounts(10, 3, 2, 0, 1_234_567, 2_000_000, 765_433, 5432.0)
+    line = "done 3/10 running 2 failed 0 | 1,234,567/2,000,000 steps | 5,432 steps/s | ETA 2m21s"
+    assert render_status(counts) == line
+    unknown = StatusCounts(2, 0, 0, 0, 0, 200, 200, None)
+    assert render_status(unknown).endswith("| 0/200 steps | ? steps/s | ETA ?")
+    finished = StatusCounts(2, 2, 0, 0, 200, 200, 0, None)
+    assert render_status(finished).endswith("ETA 0s")
+
+
+def test_progress_counts_steps_from_progress_files(tmp_path: Path) -> None:
+    names = ["complete", "running", "interrupted", "failed", "new"]
+    dirs = {n: tmp_path / n for n in names}
+    wall = [1000.0]
+    runs.write_progress(dirs["interrupted"], 300, 1000, 50.0)
+    runs.write_progress(dirs["failed"], 900, 1000, 50.0)  # a failed run's steps do not count
+    statuses = {n: n if n != "running" else "new" for n in names}
+    out, clock = io.StringIO(), [0.0]
+    progress = Progress(
+        1000, dirs, statuses, todo=["running", "interrupted"], stream=out,
+        status_every_s=60, refresh_s=2, clock=lambda: clock[0], wall=lambda: wall[0],
+    )  # fmt: skip
+    assert progress.status_line() == (
+        "done 1/5 running 0 failed 1 | 1,300/5,000 steps | ? steps/s | ETA ?"
+    )
+    runs.write_progress(dirs["running"], 400, 1000, 100.0)  # the run has started
+    wall[0] = runs.read_progress(dirs["running"])["time"] + 1
+    progress.started("running", resumed=False)
+    clock[0] = 1.0
+    progress.tick()  # not yet time to refresh
+    assert "? steps/s" in progress.status_line()
+    clock[0] = 3.0
+    progress.tick()  # refreshed: the running run's fresh progress.json gives the rate
+    # left: running 600 + interrupted (to resume) 700 = 1300 steps at 100 steps/s
+    assert progress.status_line() == (
+        "done 1/5 running 1 failed 1 | 1,700/5,000 steps | 100 steps/s | ETA 13s"
+    )
+    assert out.getvalue().count("\n") == 1  # the "started" event line only
+    clock[0] = 61.0
+    progress.tick()  # a plain status line, every status_every_s
+    assert out.getvalue().splitlines()[-1].endswith("| 100 steps/s | ETA 13s")
+    assert out.getvalue().count("\n") == 2
+    wall[0] += 3600  # progress.json stale: the run is not training now
+    clock[0] = 64.0
+    progress.tick()
+    assert "? steps/s | ETA ?" in progress.status_line()
+    progress.finished(RunOutcome("running", "complete", 0, wall_s=5.0))
+    assert "done 2/5 running 0 failed 1 | 2,300/5,000 steps" in out.getvalue().splitlines()[-1]
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -185,6 +329,96 @@ def test_ray_backend_without_ray_is_a_clear_error(tmp_path: Path, monkeypatch) -
     rc, _, err = run_main([*TINY, "--out", str(tmp_path / "s"), "--backend", "ray"])
     assert rc == 2 and "pip install 'coordrl[ray]'" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_set_takes_several_items_and_repeats(tmp_path: Path) -> None:
+    argv = ["--set", "n_steps=64", "batch_size=64", "--set", "ppo:n_epochs=2", "gae_lambda=x=y"]
+    opts, given = sweep.resolve_options(sweep.build_parser().parse_args([*argv, "--out", "x"]))
+    assert given and opts["set"] == {
+        "n_steps": "64", "batch_size": "64", "ppo:n_epochs": "2", "gae_lambda": "x=y",
+    }  # fmt: skip
+    rc, _, err = run_main(["--games", ENV, "--set", "n_steps", "--out", str(tmp_path / "s")])
+    assert rc == 2 and err.count("\n") == 1
+    assert err.startswith("error: --set 'n_steps': expected KEY=VALUE")  # _cli.parse_key_values
+    assert not (tmp_path / "s").exists()
+
+
+def _finished_sweep(path: Path, seeds: int = 2) -> SweepDir:
+    """A sweep directory whose runs are all complete, written without training."""
+    d = SweepDefinition(games=[ENV], algos=["ppo"], variants=["conv"], seeds=[*range(seeds)],
+                        timesteps=128)  # fmt: skip
+    sweep_dir = SweepDir(path)
+    sweep_dir.write_manifest(d, ["--out", str(path)])
+    for s in d.runs():
+        result = runs.RunResult(game=s.game, env_id=s.game, is_atari=False, algo=s.algo,
+                                variant=s.variant, seed=s.seed, timesteps=128, steps_done=128,
+                                final_returns=[1.0, 2.0 + s.seed])  # fmt: skip
+        runs.write_result(sweep_dir.run_dir(s), result)
+    return sweep_dir
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_rerun_of_a_finished_sweep_has_nothing_to_do(tmp_path: Path, monkeypatch, backend) -> None:
+    if backend == "ray":
+        ray = pytest.importorskip("ray")
+
+        def no_ray(*args, **kwargs):
+            raise AssertionError("Ray was started for a finished sweep")
+
+        monkeypatch.setattr(ray, "init", no_ray)
+    path = tmp_path / "done"
+    sweep_dir = _finished_sweep(path)
+    before = result_mtimes(path)
+    rc, out, err = run_main(["--out", str(path), "--backend", backend])
+    assert rc == 0, out + err
+    assert f"sweep {path}: all 2 runs complete, nothing to do" in out
+    assert "2/2 runs complete, 0 failed" in out and "ppo   conv     2/2" in out
+    assert result_mtimes(path) == before
+
+    failed = sweep_dir.run_dir(spec("conv", 1))  # a failed run kept by --no-retry: exit 1
+    (failed / runs.RESULT_FILE).unlink()
+    runs.write_error(failed, {"returncode": 1, "error": "boom"})
+    rc, out, _ = run_main(["--out", str(path), "--backend", backend, "--no-retry"])
+    assert rc == 1 and "2 runs (1 complete, 0 to run, 1 failed kept, 0 running elsewhere)" in out
+    assert "; nothing to do" in out
+
+
+FAKE_TRAIN = """
+import argparse, time
+from pathlib import Path
+from coordrl import runs
+
+p = argparse.ArgumentParser()
+for flag in ("--game", "--algo", "--variant", "--logdir", "--resume"):
+    p.add_argument(flag)
+p.add_argument("--seed", type=int)
+p.add_argument("--timesteps", type=int)
+a, _ = p.parse_known_args()
+run_dir = Path(a.logdir) / runs.run_name(a.game, a.algo, a.variant, a.seed)
+run_dir.mkdir(parents=True)
+(run_dir / runs.CONFIG_FILE).write_text("fake: true\\n")
+for k in range(1, 4):
+    time.sleep(1.0)
+    runs.write_progress(run_dir, k * a.timesteps // 4, a.timesteps, 1000.0)
+runs.write_result(run_dir, runs.RunResult(
+    game=a.game, env_id=a.game, is_atari=False, algo=a.algo, variant=a.variant, seed=a.seed,
+    timesteps=a.timesteps, steps_done=a.timesteps, final_returns=[1.0 + a.seed]))
+"""
+
+
+def test_plain_status_lines_from_progress_files(tmp_path: Path, monkeypatch) -> None:
+    """Not a terminal: event lines plus a status line every --status-every seconds, with the
+    steps and rate read from the runs' progress.json (a fake train module writes them)."""
+    (tmp_path / "fake_train.py").write_text(textwrap.dedent(FAKE_TRAIN))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    argv = ["--games", ENV, "--algos", "ppo", "--variants", "conv", "--seeds", "2"]
+    argv += ["--timesteps", "400", "--workers", "2", "--out", str(tmp_path / "s")]
+    rc, out, err = run_main([*argv, "--train-module", "fake_train", "--status-every", "0"])
+    assert rc == 0, out + err
+    status = [ln for ln in out.splitlines() if ln[11:].startswith("done ")]
+    assert status, out
+    assert any(re.search(r"\| [1-9][\d,]* steps/s \| ETA \d", ln) for ln in status), out
+    assert "done 2/2 running 0 failed 0 | 800/800 steps" in out
 
 
 # ------------------------------------------------------------------------------- end to end

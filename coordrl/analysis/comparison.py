@@ -17,7 +17,7 @@ import numpy as np
 
 from coordrl.analysis import aggregate, stats
 from coordrl.runs import RunResult
-from coordrl.sweep_results import SweepRuns
+from coordrl.sweeps.results import SweepRuns
 
 FINAL = "final return"
 AUC = "AUC (mean return over training)"

@@ -1,0 +1,339 @@
+"""What a sweep is: games x algorithms x variants x seeds, the steps per run and the options
+passed to every run (:class:`SweepDefinition`, one :class:`RunSpec` per run), parsed and checked
+from the command line or a sweep YAML file (:func:`load_config`).
+
+Checking a game name or a ``--set`` override needs :mod:`coordrl.envs` / :mod:`coordrl.agents`
+(which import torch); they are imported inside the functions that check, so importing this
+module stays light.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from coordrl import runs
+from coordrl._cli import UsageError, parse_key_values, parse_steps
+from coordrl.files import FileFormatError, read_yaml
+from coordrl.variant import Variant
+
+__all__ = [
+    "CONFIG_KEYS",
+    "TRAIN_OPTIONS",
+    "RunSpec",
+    "SweepDefinition",
+    "SweepError",
+    "load_config",
+    "overrides_for",
+    "parse_overrides",
+    "parse_seeds",
+    "parse_timesteps",
+]
+
+#: Sweep definition keys that pass through to every ``coordrl.train`` run (manifest key -> flag).
+TRAIN_OPTIONS = {
+    "env_backend": "--env-backend",
+    "n_envs": "--n-envs",
+    "eval_episodes": "--eval-episodes",
+    "eval_freq": "--eval-freq",
+}
+
+#: YAML keys accepted by ``--config`` (command-line flags with ``-`` written as ``_``).
+CONFIG_KEYS = {
+    "games",
+    "algos",
+    "variants",
+    "seeds",
+    "timesteps",
+    "out",
+    "set",
+    *TRAIN_OPTIONS,
+    "checkpoint_freq",
+    "device",
+    "workers",
+    "threads",
+    "backend",
+    "address",
+    "cpus_per_run",
+    "gpus_per_run",
+}
+
+
+class SweepError(ValueError):
+    """Bad input to the sweep (reported as one ``error:`` line, exit code 2)."""
+
+
+def parse_seeds(value: int | str | Sequence[int | str], explicit: bool = False) -> list[int]:
+    """Seeds of a sweep.
+
+    A single integer ``N`` means the ``N`` seeds ``0..N-1``. Two or more values are an explicit
+    list; each value is a seed or an inclusive range ``A..B`` (``5..9``). An explicit single
+    seed is written as a range (``7..7``) or, in YAML, as a one-element list (``[7]``).
+
+    :param value: an int, a string (split on whitespace/commas) or a sequence of ints/strings.
+    :param explicit: treat even a single integer as a seed, not a count (YAML lists).
+    :return: the seeds in the given order.
+    """
+    if isinstance(value, bool):
+        raise SweepError(f"invalid seeds {value!r}: use a count (5) or a list (0 3 7)")
+    if isinstance(value, int):
+        tokens: list[str] = [str(value)]
+    elif isinstance(value, str):
+        tokens = [t for t in re.split(r"[\s,]+", value.strip()) if t]
+    else:
+        tokens = [str(v) for v in value]
+    if not tokens:
+        raise SweepError("no seeds given: use a count (--seeds 5 = seeds 0-4) or a list (0 3 7)")
+    if len(tokens) == 1 and not explicit and re.fullmatch(r"-?\d+", tokens[0]):
+        count = int(tokens[0])
+        if count < 1:
+            raise SweepError(f"--seeds {count}: the number of seeds must be at least 1")
+        return list(range(count))
+    seeds: list[int] = []
+    for token in tokens:
+        m = re.fullmatch(r"(\d+)(?:\.\.(\d+))?", token)
+        if m is None:
+            raise SweepError(
+                f"invalid seed {token!r}: seeds are non-negative integers or ranges A..B (5..9)"
+            )
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise SweepError(f"invalid seed range {token!r}: the end is smaller than the start")
+        seeds.extend(range(lo, hi + 1))
+    duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
+    if duplicates:
+        raise SweepError(f"duplicate seeds {duplicates}: each seed may appear once")
+    return seeds
+
+
+def parse_timesteps(value: int | float | str) -> int:
+    """Steps per run (:func:`coordrl._cli.parse_steps`: ``2e6``, ``2_000_000``, ``2M``)."""
+    try:
+        return parse_steps(value, minimum=1, what="timesteps")
+    except ValueError as e:
+        raise SweepError(f"invalid --timesteps: {e}; use a positive whole number") from None
+
+
+def parse_overrides(items: Iterable[str] | dict[str, Any] | None) -> dict[str, str]:
+    """``--set`` overrides as an ordered ``{key: value}`` dict of strings.
+
+    A key ``ALGO:key`` (``ppo:n_epochs=4``) applies to that algorithm's runs only; in YAML
+    either ``"ppo:n_epochs": 4`` or a nested ``ppo: {n_epochs: 4}``.
+
+    :param items: ``key=value`` strings (command line, parsed by
+        :func:`coordrl._cli.parse_key_values`) or a mapping (YAML); non-string YAML values are
+        written as JSON, which the train CLI parses back as YAML.
+    """
+    if items is None:
+        return {}
+    if isinstance(items, dict):
+        overrides: dict[str, str] = {}
+        for k, v in items.items():
+            if str(k) in runs.ALGOS and isinstance(v, dict):
+                overrides.update({f"{k}:{kk}": vv for kk, vv in parse_overrides(v).items()})
+            else:
+                overrides[str(k)] = (
+                    v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+                )
+        return overrides
+    try:
+        return parse_key_values([items] if isinstance(items, str) else items)
+    except UsageError as e:
+        raise SweepError(str(e)) from None
+
+
+def overrides_for(algo: str, overrides: dict[str, str]) -> list[str]:
+    """The ``key=value`` items of ``overrides`` that apply to ``algo`` (scope prefix removed)."""
+    items = []
+    for key, value in overrides.items():
+        scope, sep, name = key.rpartition(":")
+        if not sep or scope == algo:
+            items.append(f"{name}={value}")
+    return items
+
+
+def check_overrides(algos: Sequence[str], overrides: dict[str, str]) -> None:
+    """Validate the overrides against each algorithm's config now, not hours into a sweep."""
+    for key in overrides:
+        scope, sep, _ = key.rpartition(":")
+        if sep and scope not in algos:
+            raise SweepError(
+                f"--set {key}: {scope!r} is not an algorithm of this sweep ({', '.join(algos)})"
+            )
+    from coordrl.agents.config import ConfigError, apply_overrides, load_config
+    from coordrl.agents.config import parse_overrides as parse_train_overrides
+
+    for algo in algos:
+        items = overrides_for(algo, overrides)
+        if items:
+            try:
+                apply_overrides(load_config(algo), parse_train_overrides(items))
+            except ConfigError as e:
+                raise SweepError(f"{algo}: {e} (prefix a key with ALGO: to scope it)") from None
+
+
+def resolve_game(name: str) -> str:
+    """The game label the train CLI uses for ``name`` (and so the run directory names):
+    Atari games in any spelling become their canonical name (``pong`` -> ``Pong``), other
+    registered gymnasium ids (``coordrl/PointAtDot-v0``) stay as they are."""
+    from coordrl.envs import UnknownEnvError, resolve_env
+
+    try:
+        return resolve_env(name).game
+    except UnknownEnvError as e:
+        raise SweepError(str(e)) from None
+
+
+def canonical_variant(name: str) -> str:
+    """Check a variant name (``conv``, ``coordconv-L0-2``, ...) and return its canonical form."""
+    try:
+        variant = Variant.from_name(name)
+    except ValueError as e:
+        raise SweepError(str(e)) from None
+    try:
+        return variant.canonical().name
+    except ValueError as e:
+        raise SweepError(f"variant {name!r}: {e}") from None
+
+
+def _unique(kind: str, values: Sequence[str]) -> list[str]:
+    seen: list[str] = []
+    for v in values:
+        if v in seen:
+            raise SweepError(f"duplicate {kind} {v!r} (after normalising the names)")
+        seen.append(v)
+    return seen
+
+
+@dataclass
+class SweepDefinition:
+    """What the runs of a sweep are; stored in ``manifest.json`` and compared on every rerun.
+
+    :param games: canonical game labels (Atari names or gymnasium ids).
+    :param algos: algorithm names (``ppo``, ``a2c``, ``dqn``).
+    :param variants: canonical :class:`~coordrl.variant.Variant` names.
+    :param seeds: the seeds.
+    :param timesteps: environment steps per run.
+    :param overrides: ``--set`` overrides passed to every run.
+    :param train_options: other result-relevant train CLI options (``n_envs``, ``env_backend``,
+        ``eval_episodes``, ``eval_freq``); ``None``/absent means the train CLI's default.
+    """
+
+    games: list[str]
+    algos: list[str]
+    variants: list[str]
+    seeds: list[int]
+    timesteps: int
+    overrides: dict[str, str] = field(default_factory=dict)
+    train_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        games: Sequence[str] | None,
+        algos: Sequence[str] | None,
+        variants: Sequence[str] | None,
+        seeds: Any,
+        timesteps: Any,
+        overrides: dict[str, str] | None = None,
+        train_options: dict[str, Any] | None = None,
+        seeds_explicit: bool = False,
+    ) -> SweepDefinition:
+        """Validate and normalise raw values (from the command line and/or YAML)."""
+        if not games:
+            raise SweepError("no games: pass --games (e.g. --games Pong coordrl/PointAtDot-v0)")
+        if not algos:
+            raise SweepError(f"no algorithms: pass --algos (choices: {', '.join(runs.ALGOS)})")
+        if not variants:
+            raise SweepError("no variants: pass --variants (e.g. --variants conv coordconv)")
+        if seeds is None:
+            raise SweepError("no seeds: pass --seeds (5 = seeds 0-4, or a list: 0 3 7)")
+        if timesteps is None:
+            raise SweepError("no timesteps: pass --timesteps (e.g. --timesteps 2e6)")
+        bad_algos = [a for a in algos if a not in runs.ALGOS]
+        if bad_algos:
+            raise SweepError(
+                f"unknown algorithm {bad_algos[0]!r}: choose from {', '.join(runs.ALGOS)}"
+            )
+        options = {k: v for k, v in (train_options or {}).items() if v is not None}
+        unknown = sorted(set(options) - set(TRAIN_OPTIONS))
+        if unknown:
+            raise SweepError(f"unknown train option(s) {unknown}: known: {sorted(TRAIN_OPTIONS)}")
+        for key in ("n_envs", "eval_episodes"):
+            if key in options and (not isinstance(options[key], int) or options[key] < 1):
+                raise SweepError(f"{key} must be a positive integer, got {options[key]!r}")
+        if "eval_freq" in options and (
+            not isinstance(options["eval_freq"], int) or options["eval_freq"] < 0
+        ):
+            raise SweepError(f"eval_freq must be an integer >= 0, got {options['eval_freq']!r}")
+        check_overrides(list(algos), dict(overrides or {}))
+        return cls(
+            games=_unique("game", [resolve_game(str(g)) for g in games]),
+            algos=_unique("algorithm", [str(a) for a in algos]),
+            variants=_unique("variant", [canonical_variant(str(v)) for v in variants]),
+            seeds=parse_seeds(seeds, explicit=seeds_explicit),
+            timesteps=parse_timesteps(timesteps),
+            overrides=dict(overrides or {}),
+            train_options=options,
+        )
+
+    def runs(self) -> list[RunSpec]:
+        """All runs, game-major then algo, seed, variant (so early results cover all variants
+        of a game)."""
+        return [
+            RunSpec(game, algo, variant, seed)
+            for game, algo, seed, variant in itertools.product(
+                self.games, self.algos, self.seeds, self.variants
+            )
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def differences(self, other: SweepDefinition) -> list[str]:
+        """Human-readable ``key: old -> new`` lines for every key that differs."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} (manifest) != {b[k]!r} (command)" for k in a if a[k] != b[k]]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep."""
+
+    game: str
+    algo: str
+    variant: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return runs.run_name(self.game, self.algo, self.variant, self.seed)
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """Read a sweep YAML file (``--config``); unknown keys are an error.
+
+    :raises SweepError: the file is missing, unreadable, not YAML or not a mapping of the
+        :data:`CONFIG_KEYS` (the message names the file)
+    """
+    try:
+        data = read_yaml(path, "a mapping of sweep options")
+    except FileNotFoundError:
+        raise SweepError(f"config file {path!r} does not exist") from None
+    except FileFormatError as e:
+        raise SweepError(str(e)) from None
+    except OSError as e:
+        raise SweepError(f"config file {path!r}: cannot be read ({e.strerror or e})") from None
+    unknown = sorted(set(data) - CONFIG_KEYS)
+    if unknown:
+        known = ", ".join(sorted(CONFIG_KEYS))
+        raise SweepError(f"{path}: unknown key(s) {unknown}; known: {known}")
+    for key in ("games", "algos", "variants"):
+        if isinstance(data.get(key), str):
+            data[key] = data[key].split()
+    return data

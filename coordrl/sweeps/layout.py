@@ -1,0 +1,241 @@
+"""The sweep directory: the only code that knows its files (the run directories inside it
+belong to :mod:`coordrl.runs`)::
+
+    SWEEP/
+      manifest.json           the sweep definition (what the runs are); checked on every rerun
+      runs/<run_name>/        one run directory per (game, algo, variant, seed) (coordrl.runs)
+      logs/<run_name>.log     output of a run *while it runs*; appended to runs/<run>/train.log
+                              when the process ends (the train CLI refuses to start in an
+                              existing directory, so the log cannot live there from the start)
+      locks/<run_name>.lock   held (flock) by the run's training process for as long as it lives
+      locks/stop-*            the Ray backend's "stop now" signal to its tasks (shared FS)
+      failed/<run>.failed-K   earlier failed attempts, moved out of runs/ when a run is retried
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import os
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from coordrl import runs
+from coordrl.files import FileFormatError, atomic_write_json, read_json
+from coordrl.sweeps.definition import RunSpec, SweepDefinition, SweepError
+
+__all__ = [
+    "FAILED_DIR",
+    "LOCKS_DIR",
+    "LOGS_DIR",
+    "MANIFEST_FILE",
+    "MANIFEST_SCHEMA_VERSION",
+    "RUNS_DIR",
+    "RunLock",
+    "SweepDir",
+    "now_iso",
+    "read_manifest_data",
+]
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_SCHEMA_VERSION = 1
+RUNS_DIR = "runs"
+LOGS_DIR = "logs"
+LOCKS_DIR = "locks"
+FAILED_DIR = "failed"
+
+
+def now_iso() -> str:
+    """The current UTC time as ``2026-11-22T10:00:00Z`` (manifest, logs, ``error.json``)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_manifest_data(sweep_path: str | os.PathLike) -> dict[str, Any] | None:
+    """``SWEEP/manifest.json`` as a dict, ``None`` if there is none.
+
+    :raises FileFormatError: not a JSON object (names the file)
+    """
+    path = Path(sweep_path) / MANIFEST_FILE
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{path}: expected a JSON object")
+    return data
+
+
+class SweepDir:
+    """Paths and state of a sweep directory.
+
+    :param path: the sweep directory (``--out``).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path).absolute()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_FILE
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path / RUNS_DIR
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self.runs_dir / spec.name
+
+    def log_path(self, spec: RunSpec) -> Path:
+        return self.path / LOGS_DIR / f"{spec.name}.log"
+
+    def lock_path(self, spec: RunSpec) -> Path:
+        return self.path / LOCKS_DIR / f"{spec.name}.lock"
+
+    def stop_path(self) -> Path:
+        """A fresh name for a stop file (``locks/stop-<pid>-<ns>``), not yet created."""
+        return self.path / LOCKS_DIR / f"stop-{os.getpid()}-{time.time_ns()}"
+
+    # -------------------------------------------------------------------------- manifest
+    def read_manifest(self) -> SweepDefinition | None:
+        """The stored definition, ``None`` if there is no manifest yet."""
+        try:
+            data = read_manifest_data(self.path)
+            return None if data is None else SweepDefinition(**data["definition"])
+        except (FileFormatError, KeyError, TypeError) as e:
+            raise SweepError(f"{self.manifest_path}: not a valid sweep manifest ({e})") from None
+
+    def stored_definition(self) -> SweepDefinition | None:
+        """The stored definition of an existing sweep directory, ``None`` for a new one.
+
+        :raises SweepError: the path is not a directory, or a non-empty directory that is not a
+            sweep directory, or its manifest cannot be read
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise SweepError(f"{self.path} exists and is not a directory")
+        stored = self.read_manifest()
+        if stored is None and self.path.is_dir() and any(self.path.iterdir()):
+            raise SweepError(
+                f"{self.path} is not empty and has no {MANIFEST_FILE}: not a sweep directory; "
+                "choose another --out"
+            )
+        return stored
+
+    def write_manifest(self, definition: SweepDefinition, argv: Sequence[str]) -> None:
+        from coordrl import __version__
+
+        atomic_write_json(
+            self.manifest_path,
+            {
+                "schema_version": MANIFEST_SCHEMA_VERSION,
+                "definition": definition.to_dict(),
+                "runs": [spec.name for spec in definition.runs()],
+                "coordrl_version": __version__,
+                "updated": now_iso(),
+                "command": ["python", "-m", "coordrl.sweep", *argv],
+            },
+        )
+
+    # -------------------------------------------------------------------------- run state
+    def lock(self, spec: RunSpec) -> RunLock:
+        return RunLock(self.lock_path(spec))
+
+    def is_busy(self, spec: RunSpec) -> bool:
+        """Whether a training process (of this or another sweep invocation) holds the run."""
+        lock = self.lock(spec)
+        if not lock.path.exists():
+            return False
+        if lock.acquire(create=False):
+            lock.release()
+            return False
+        return True
+
+    def status(self, spec: RunSpec) -> str:
+        """``complete``, ``failed``, ``interrupted``, ``new`` (see :func:`coordrl.runs.run_status`)
+        or ``running`` (a live process holds the run)."""
+        if self.is_busy(spec):
+            return "running"
+        return runs.run_status(self.run_dir(spec))
+
+    def failed_attempts(self, spec: RunSpec) -> list[Path]:
+        return sorted((self.path / FAILED_DIR).glob(f"{spec.name}.failed-*"))
+
+    def move_aside(self, spec: RunSpec, kind: str = "failed") -> Path:
+        """Move the run directory to ``failed/<run>.<kind>-K`` (never deleted)."""
+        target_dir = self.path / FAILED_DIR
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for k in itertools.count(1):
+            target = target_dir / f"{spec.name}.{kind}-{k}"
+            if not target.exists():
+                os.replace(self.run_dir(spec), target)
+                return target
+        raise AssertionError("unreachable")
+
+    # -------------------------------------------------------------------------- logs
+    def open_log(self, spec: RunSpec) -> IO[bytes]:
+        """``logs/<run>.log`` opened for appending (binary; created with its folder)."""
+        path = self.log_path(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab")
+
+    def read_log(self, spec: RunSpec, offset: int = 0) -> str:
+        """``logs/<run>.log`` from byte ``offset`` on (``""`` if it cannot be read)."""
+        try:
+            with open(self.log_path(spec), "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def fold_log(self, spec: RunSpec) -> Path | None:
+        """Append ``logs/<run>.log`` to ``runs/<run>/train.log`` (if the run directory exists)
+        and remove it. Returns the log's final path (or where it still is)."""
+        log = self.log_path(spec)
+        run_log = self.run_dir(spec) / runs.LOG_FILE
+        if not log.exists():
+            return run_log if run_log.exists() else None
+        if not self.run_dir(spec).is_dir():
+            return log
+        run_log = runs.append_log(self.run_dir(spec), log)
+        log.unlink()
+        return run_log
+
+    def fold_stale_logs(self, specs: Iterable[RunSpec]) -> None:
+        """Fold the logs a killed sweep left behind (those no live process writes to)."""
+        for spec in specs:
+            if self.log_path(spec).exists() and not self.is_busy(spec):
+                self.fold_log(spec)
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``locks/<run>.lock``, inherited by the training process so
+    that the run stays locked for as long as that process lives, even if the sweep dies.
+
+    :param path: the lock file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, create: bool = True) -> bool:
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing our copy; a still-living child keeps the lock
+            self.fd = None

@@ -1,0 +1,319 @@
+"""The runs of a sweep as results: which runs completed, failed, were interrupted or are
+missing, with the :class:`~coordrl.runs.RunResult` of each completed one
+(:func:`collect_runs`, what ``compare`` reads), and the summary table printed at the end of a
+sweep (:func:`summary_table`).
+
+A sweep directory is ``SWEEP/manifest.json`` plus ``SWEEP/runs/<run_name>/`` (see
+:mod:`coordrl.sweeps.layout` and :mod:`coordrl.runs`); only ``SWEEP/runs`` is searched then
+(earlier failed attempts that the sweep moved to ``SWEEP/failed/`` are counted, not used).
+Without a ``runs/`` folder any directory tree of run directories works: every directory holding
+``result.json``, ``error.json`` or ``config.yaml`` is a run directory. The manifest, when
+present, says which runs were expected, so runs that never started are reported as missing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordrl.runs import (
+    CONFIG_FILE,
+    ERROR_FILE,
+    RESULT_FILE,
+    CorruptRunError,
+    RunResult,
+    game_key,
+    parse_run_name,
+    read_error,
+    read_result,
+    run_name,
+    run_status,
+)
+from coordrl.sweeps.definition import RunSpec, SweepDefinition
+from coordrl.sweeps.layout import FAILED_DIR, RUNS_DIR, SweepDir, read_manifest_data
+
+__all__ = [
+    "RunRecord",
+    "SweepRuns",
+    "collect_runs",
+    "failed_runs_report",
+    "format_table",
+    "mean_final_return",
+    "summary_rows",
+    "summary_table",
+]
+
+
+@dataclass
+class RunRecord:
+    """One expected or found run.
+
+    :param name: run directory name (``Pong_ppo_coordconv_s0``).
+    :param status: ``complete``, ``failed``, ``interrupted``, ``new`` (empty dir) or ``missing``
+        (listed in the manifest, no directory).
+    :param path: the run directory (``None`` when missing).
+    :param result: the parsed ``result.json`` of a complete run.
+    :param reason: why a run is not usable (error message, ...).
+    """
+
+    name: str
+    status: str
+    path: Path | None = None
+    game: str | None = None
+    algo: str | None = None
+    variant: str | None = None
+    seed: int | None = None
+    result: RunResult | None = None
+    reason: str = ""
+
+
+@dataclass
+class SweepRuns:
+    """Everything found in a sweep directory.
+
+    :param complete: complete runs (with their results), duplicates removed.
+    :param not_usable: failed, interrupted, missing and duplicate runs, with a reason each.
+    :param manifest: the parsed ``manifest.json`` or ``None``.
+    :param earlier_failures: earlier failed attempts of retried runs (``SWEEP/failed/``).
+    """
+
+    root: Path
+    complete: list[RunRecord] = field(default_factory=list)
+    not_usable: list[RunRecord] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+    earlier_failures: list[Path] = field(default_factory=list)
+
+
+def _identity(game: str, algo: str, variant: str, seed: int) -> tuple[str, str, str, int]:
+    # A manifest saying "ms_pacman" or "coordrl/PointAtDot-v0" matches the run directory
+    # "MsPacman_..." or "coordrl-PointAtDot-v0_...".
+    return game_key(game), algo, variant, seed
+
+
+def _find_run_dirs(root: Path, exclude: Path | None) -> list[Path]:
+    markers = {RESULT_FILE, ERROR_FILE, CONFIG_FILE}
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if exclude is not None and here.resolve() == exclude:
+            dirnames[:] = []
+            continue
+        if markers & set(filenames):
+            found.append(here)
+            dirnames[:] = []  # a run dir's checkpoints/ and tb/ hold no runs
+        else:
+            dirnames.sort()
+    return sorted(found)
+
+
+def _error_reason(run_dir: Path) -> str:
+    try:
+        data = read_error(run_dir)
+    except (CorruptRunError, OSError) as e:
+        return f"failed ({ERROR_FILE} unreadable: {e})"
+    reason = "failed"
+    for key in ("error", "message", "reason", "returncode"):
+        if key in data:
+            text = str(data[key]).strip().splitlines()
+            reason = "failed: " + (text[-1][:200] if text else "")
+            break
+    if data.get("log"):
+        reason += f" (log: {data['log']})"
+    return reason
+
+
+def _check_result(result: RunResult, path: Path) -> None:
+    """What compare needs beyond :func:`coordrl.runs.read_result`'s checks."""
+    if not result.final_returns:
+        raise CorruptRunError(f"{path}: 'final_returns' is empty (no final evaluation episode)")
+    numbers = (int, float)
+    if not all(isinstance(s, numbers) for s in result.curve_steps) or not all(
+        isinstance(r, list) and r and all(isinstance(x, numbers) for x in r)
+        for r in result.curve_returns
+    ):
+        raise CorruptRunError(
+            f"{path}: 'curve_steps' must be numbers and 'curve_returns' non-empty lists of numbers"
+        )
+    values = list(result.final_returns) + [x for r in result.curve_returns for x in r]
+    if not all(math.isfinite(x) for x in values):
+        raise CorruptRunError(f"{path}: returns contain NaN or infinite values")
+    if any(b <= a for a, b in itertools.pairwise(result.curve_steps)):
+        raise CorruptRunError(f"{path}: 'curve_steps' must be strictly increasing")
+
+
+def _expected_runs(manifest: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    """The (game, algo, variant, seed) runs a manifest lists: an explicit ``runs`` list (of run
+    names or of objects with game/algo/variant/seed), or the product of ``games``, ``algos``,
+    ``variants`` and ``seeds``."""
+    listed = manifest.get("runs")
+    expected = []
+    if isinstance(listed, list):
+        for entry in listed:
+            if isinstance(entry, str):
+                parsed = parse_run_name(entry)
+            elif isinstance(entry, dict) and {"game", "algo", "variant", "seed"} <= set(entry):
+                parsed = (
+                    str(entry["game"]),
+                    str(entry["algo"]),
+                    str(entry["variant"]),
+                    int(entry["seed"]),
+                )
+            elif isinstance(entry, dict) and "run_name" in entry:
+                parsed = parse_run_name(str(entry["run_name"]))
+            else:
+                parsed = None
+            if parsed is not None:
+                expected.append(parsed)
+        return expected
+    keys = ("games", "algos", "variants", "seeds")
+    if all(isinstance(manifest.get(k), list) for k in keys):
+        for game, algo, variant, seed in itertools.product(*(manifest[k] for k in keys)):
+            expected.append((str(game), str(algo), str(variant), int(seed)))
+    return expected
+
+
+def collect_runs(
+    sweep_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
+) -> SweepRuns:
+    """Find every run directory under ``sweep_dir`` and classify it.
+
+    :param sweep_dir: the sweep directory (or any directory tree of run directories).
+    :param exclude: a directory not to search (the report output directory).
+    :raises CorruptRunError: a ``result.json`` or ``manifest.json`` that cannot be read, named.
+    """
+    root = Path(sweep_dir)
+    out = SweepRuns(root=root, manifest=read_manifest_data(root))
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    seen: dict[tuple[str, str, str, int], RunRecord] = {}
+    search = root / RUNS_DIR if (root / RUNS_DIR).is_dir() else root
+    if search != root and (root / FAILED_DIR).is_dir():
+        out.earlier_failures = sorted((root / FAILED_DIR).iterdir())
+    for run_dir in _find_run_dirs(search, excluded):
+        status = run_status(run_dir)
+        parsed = parse_run_name(run_dir.name)
+        record = RunRecord(name=run_dir.name, status=status, path=run_dir)
+        if parsed is not None:
+            record.game, record.algo, record.variant, record.seed = parsed
+        if status == "complete":
+            result = read_result(run_dir)  # CorruptRunError names the file
+            _check_result(result, run_dir / RESULT_FILE)
+            record.result = result
+            record.game, record.algo = result.game, result.algo
+            record.variant, record.seed = result.variant, result.seed
+            key = _identity(result.game, result.algo, result.variant, result.seed)
+            if key in seen:
+                record.status = "duplicate"
+                record.reason = f"same game/algo/variant/seed as {seen[key].path}; not used"
+                out.not_usable.append(record)
+                continue
+            seen[key] = record
+            out.complete.append(record)
+            continue
+        if status == "failed":
+            record.reason = _error_reason(run_dir)
+        elif status == "interrupted":
+            record.reason = "interrupted (config.yaml but no result.json; resume it)"
+        else:
+            record.reason = "empty run directory"
+        out.not_usable.append(record)
+        if parsed is not None:
+            seen.setdefault(_identity(*parsed), record)
+    if out.manifest is not None:
+        for game, algo, variant, seed in _expected_runs(out.manifest):
+            if _identity(game, algo, variant, seed) not in seen:
+                out.not_usable.append(
+                    RunRecord(
+                        name=run_name(game, algo, variant, seed),
+                        status="missing",
+                        game=game,
+                        algo=algo,
+                        variant=variant,
+                        seed=seed,
+                        reason="listed in manifest.json, no run directory",
+                    )
+                )
+    return out
+
+
+# ---------------------------------------------------------------------------- end of a sweep
+def mean_final_return(run_dir: str | os.PathLike) -> float | None:
+    """The mean of a complete run's final evaluation returns (``None`` if unreadable/empty)."""
+    try:
+        result = read_result(run_dir)
+    except (OSError, CorruptRunError):
+        return None
+    return statistics.fmean(result.final_returns) if result.final_returns else None
+
+
+def summary_rows(sweep: SweepDir, definition: SweepDefinition) -> list[dict[str, Any]]:
+    """Per (game, algo, variant): final mean return over seeds (mean of each seed's final
+    evaluation returns), with sample std and the number of complete seeds."""
+    rows = []
+    for game, algo, variant in itertools.product(
+        definition.games, definition.algos, definition.variants
+    ):
+        values = []
+        for seed in definition.seeds:
+            run_dir = sweep.run_dir(RunSpec(game, algo, variant, seed))
+            if run_status(run_dir) == "complete":
+                value = mean_final_return(run_dir)
+                if value is not None:
+                    values.append(value)
+        rows.append(
+            {
+                "game": game,
+                "algo": algo,
+                "variant": variant,
+                "n": len(values),
+                "seeds": len(definition.seeds),
+                "mean": statistics.fmean(values) if values else None,
+                "std": statistics.stdev(values) if len(values) > 1 else None,
+            }
+        )
+    return rows
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: columns padded to their widest cell, a dashed line under the header."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = [
+        "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def summary_table(sweep: SweepDir, definition: SweepDefinition) -> str:
+    """The table printed at the end of a sweep: per (game, algo, variant) the complete seeds
+    and the mean ± std over seeds of the final mean return."""
+    rows = []
+    for r in summary_rows(sweep, definition):
+        if r["mean"] is None:
+            value = "-"
+        elif r["std"] is None:
+            value = f"{r['mean']:.4g}"
+        else:
+            value = f"{r['mean']:.4g} ± {r['std']:.3g}"
+        rows.append([r["game"], r["algo"], r["variant"], f"{r['n']}/{r['seeds']}", value])
+    return format_table(["game", "algo", "variant", "seeds", "final mean return"], rows)
+
+
+def failed_runs_report(sweep: SweepDir, specs: Sequence[RunSpec]) -> list[str]:
+    """Two lines per failed run: its exit code and error, and where its log is."""
+    lines = []
+    for spec in specs:
+        run_dir = sweep.run_dir(spec)
+        try:
+            err = read_error(run_dir)
+            lines.append(f"  {spec.name}: exit {err.get('returncode')}: {err.get('error')}")
+            lines.append(f"    log: {err.get('log')}")
+        except (OSError, CorruptRunError):
+            lines.append(f"  {spec.name}: see {run_dir}")
+    return lines
