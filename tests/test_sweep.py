@@ -209,19 +209,20 @@ def test_local_backend_interrupt_then_kill_after_grace(tmp_path: Path) -> None:
     assert queued.calls == []  # never started: stays new for the next invocation
     assert sorted(o.returncode for o in outcomes) == [-9, 130]
     assert "stopping" in out.getvalue() and "killing" in out.getvalue()
+    assert progress.counts().steps_left == 0  # the queued run is not in the ETA any more
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 def test_ray_task_follows_the_same_stop_sequence(tmp_path: Path) -> None:
     """The Ray task body stops its run as the local backend does: the driver's stop file is a
     stop request (interrupt), the grace period then kills."""
-    stop_file = tmp_path / "stop"
+    stop_file = SweepDir(tmp_path).stop_file()
     stubborn = _StubAttempt(0, polls=10**6, stubborn=True)
-    stubborn.on_poll = lambda: stop_file.touch()
-    outcome = ray_backend.execute_attempt(stubborn, grace_s=0.2, stop_file=str(stop_file))
+    stubborn.on_poll = stop_file.request
+    outcome = ray_backend.execute_attempt(stubborn, grace_s=0.2, stop_file=stop_file)
     assert stubborn.calls == ["start", "interrupt", "kill"] and outcome.returncode == -9
     queued = _StubAttempt(1)
-    outcome = ray_backend.execute_attempt(queued, grace_s=0.2, stop_file=str(stop_file))
+    outcome = ray_backend.execute_attempt(queued, grace_s=0.2, stop_file=stop_file)
     assert outcome.status == "not started" and queued.calls == []
 
 

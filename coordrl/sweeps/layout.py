@@ -19,6 +19,7 @@ import itertools
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -35,6 +36,7 @@ __all__ = [
     "MANIFEST_SCHEMA_VERSION",
     "RUNS_DIR",
     "RunLock",
+    "StopFile",
     "SweepDir",
     "now_iso",
     "read_manifest_data",
@@ -94,9 +96,9 @@ class SweepDir:
     def lock_path(self, spec: RunSpec) -> Path:
         return self.path / LOCKS_DIR / f"{spec.name}.lock"
 
-    def stop_path(self) -> Path:
-        """A fresh name for a stop file (``locks/stop-<pid>-<ns>``), not yet created."""
-        return self.path / LOCKS_DIR / f"stop-{os.getpid()}-{time.time_ns()}"
+    def stop_file(self) -> StopFile:
+        """A fresh stop file (``locks/stop-<pid>-<ns>``), not yet created."""
+        return StopFile(str(self.path / LOCKS_DIR / f"stop-{os.getpid()}-{time.time_ns()}"))
 
     # -------------------------------------------------------------------------- manifest
     def read_manifest(self) -> SweepDefinition | None:
@@ -207,6 +209,27 @@ class SweepDir:
         for spec in specs:
             if self.log_path(spec).exists() and not self.is_busy(spec):
                 self.fold_log(spec)
+
+
+@dataclass(frozen=True)
+class StopFile:
+    """``locks/stop-*``: how the Ray driver asks its tasks, on any node of the shared sweep
+    directory, to stop (picklable: it travels with each task).
+
+    :param path: the file.
+    """
+
+    path: str
+
+    def request(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.path).touch()
+
+    def requested(self) -> bool:
+        return os.path.exists(self.path)
+
+    def remove(self) -> None:
+        Path(self.path).unlink(missing_ok=True)
 
 
 class RunLock:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +61,10 @@ def format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
+def _stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
 def render_status(c: StatusCounts) -> str:
     """``done 3/10 running 2 failed 0 | 1,234,567/2,000,000 steps | 5,432 steps/s | ETA 2m21s``"""
     if c.steps_left <= 0:
@@ -99,7 +103,7 @@ class Progress:
         timesteps: int,
         run_dirs: Mapping[str, Path],
         statuses: Mapping[str, str],
-        todo: Any = (),
+        todo: Iterable[str] = (),
         stream: Any = None,
         live: bool | None = None,
         status_every_s: float = 60.0,
@@ -109,11 +113,11 @@ class Progress:
     ) -> None:
         self.timesteps = timesteps
         self.run_dirs = dict(run_dirs)
-        todo = set(todo)
+        to_run = set(todo)
         self.state: dict[str, str] = {}
         for name in self.run_dirs:
             status = statuses.get(name, "new")
-            if name in todo:
+            if name in to_run:
                 self.state[name] = "pending"
             else:
                 self.state[name] = status if status in ("complete", "failed") else "idle"
@@ -207,7 +211,7 @@ class Progress:
     def line(self, event: str, name: str = "", detail: str = "") -> None:
         """An event line: ``[HH:MM:SS] event run (detail)``, with the status line appended
         when the status is not shown live."""
-        text = f"[{datetime.now().strftime('%H:%M:%S')}] {event:<11} {name}"
+        text = f"[{_stamp()}] {event:<11} {name}"
         if detail:
             text += f" ({detail})"
         if self._live is None:
@@ -224,8 +228,7 @@ class Progress:
         if self._live is not None:
             self._redraw()
         elif self.clock() - self.last_status >= self.status_every_s:
-            stamp = datetime.now().strftime("%H:%M:%S")
-            print(f"[{stamp}] {self.status_line()}", file=self.stream, flush=True)
+            print(f"[{_stamp()}] {self.status_line()}", file=self.stream, flush=True)
             self.last_status = self.clock()
 
     def close(self) -> None:
@@ -272,7 +275,11 @@ class Progress:
             self.line("interrupted", name, "stopped; rerun the sweep to resume it")
 
     def stopping(self, action: str, running: int) -> None:
-        """A line for a step of the stop sequence (``"interrupt"`` or ``"kill"``)."""
+        """A line for a step of the stop sequence (``"interrupt"`` or ``"kill"``); runs not
+        started by now will not be started by this invocation."""
+        for name, state in self.state.items():
+            if state == "pending":
+                self.state[name] = "idle"
         if action == "interrupt":
             detail = f"asking {running} run(s) to checkpoint; press Ctrl-C again to kill them"
             self.line("stopping", detail=detail)

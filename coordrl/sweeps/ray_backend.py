@@ -12,16 +12,14 @@ this module only for ``--backend ray``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from coordrl.sweeps.attempt import DEFAULT_GRACE_S, RunAttempt, RunOutcome, Stopper, watch
 from coordrl.sweeps.definition import SweepError
-from coordrl.sweeps.layout import SweepDir
+from coordrl.sweeps.layout import StopFile, SweepDir
 from coordrl.sweeps.progress import Progress
 
 __all__ = ["check_available", "execute_attempt", "run_ray"]
@@ -45,7 +43,7 @@ def check_available() -> None:
 
 
 def execute_attempt(
-    attempt: RunAttempt, grace_s: float = DEFAULT_GRACE_S, stop_file: str | None = None
+    attempt: RunAttempt, grace_s: float = DEFAULT_GRACE_S, stop_file: StopFile | None = None
 ) -> RunOutcome:
     """Body of the Ray task: run one attempt to its end on this node.
 
@@ -58,7 +56,7 @@ def execute_attempt(
     """
 
     def stop_wanted() -> bool:
-        return stop_file is not None and os.path.exists(stop_file)
+        return stop_file is not None and stop_file.requested()
 
     if stop_wanted():
         return RunOutcome(attempt.spec.name, "not started")  # queued when the sweep stopped
@@ -77,12 +75,11 @@ def execute_attempt(
 class _Task:
     """A submitted task as the stop sequence sees it."""
 
-    def __init__(self, ref: Any, attempt: RunAttempt, stop_file: Path) -> None:
+    def __init__(self, ref: Any, attempt: RunAttempt, stop_file: StopFile) -> None:
         self.ref, self.attempt, self.stop_file = ref, attempt, stop_file
 
     def interrupt(self) -> None:
-        self.stop_file.parent.mkdir(parents=True, exist_ok=True)
-        self.stop_file.touch()  # one file for all tasks: each one polls it
+        self.stop_file.request()  # one file for all tasks: each one polls it
 
     def kill(self) -> None:
         import ray
@@ -117,7 +114,7 @@ def run_ray(
     kwargs.update(init_kwargs or {})
     if address:
         kwargs["address"] = address
-    stop_file = sweep.stop_path()
+    stop_file = sweep.stop_file()
     outcomes: list[RunOutcome] = []
     # (installed before ray.init: a Ctrl-C during a slow start counts too)
     with Stopper(grace_s + TASK_MARGIN_S) as stop:
@@ -140,7 +137,7 @@ def run_ray(
                     pending.clear()  # not submitted: they stay "new" for the next invocation
                 while pending and len(in_flight) < limit:
                     attempt = pending.popleft()
-                    ref = remote.remote(attempt, grace_s, str(stop_file))
+                    ref = remote.remote(attempt, grace_s, stop_file)
                     in_flight[ref] = _Task(ref, attempt, stop_file)
                     progress.started(attempt.spec.name, resumed=False, where="submitted to Ray")
                 action = stop.step(list(in_flight.values()))
@@ -167,7 +164,7 @@ def run_ray(
                     progress.finished(outcome)
                 progress.tick()
         finally:
-            stop_file.unlink(missing_ok=True)
+            stop_file.remove()
             ray.shutdown()
     return outcomes, stop.requested
 
