@@ -18,11 +18,12 @@ import sys
 import warnings
 from pathlib import Path
 
+from coordrl._cli import OneLineArgumentParser, UsageError, count_type, fail, run_cli
 from coordrl.runs import CorruptRunError
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
         prog="python -m coordrl.compare",
         description="Statistical comparison of a treatment variant against a baseline variant "
         "over the runs of a sweep directory.",
@@ -35,30 +36,31 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="report directory (default: SWEEP_DIR/report)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
     parser.add_argument(
-        "--bootstrap", type=int, default=5000, metavar="N", help="bootstrap resamples (5000)"
+        "--bootstrap",
+        type=count_type(100),
+        default=5000,
+        metavar="N",
+        help="bootstrap resamples, >= 100 (5000)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed (0)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=count_type(0), default=0, help="bootstrap random seed (0)")
+    return parser
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     if not 0 < args.alpha < 1:
-        parser.error(f"--alpha must be between 0 and 1, got {args.alpha}")
-    if args.bootstrap < 100:
-        parser.error(f"--bootstrap must be at least 100 resamples, got {args.bootstrap}")
+        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
     return args
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
     args = _parse_args(argv)
     sweep_dir: Path = args.sweep_dir
     out_dir: Path = args.out if args.out is not None else sweep_dir / "report"
     if not sweep_dir.is_dir():
-        return _fail(f"sweep directory {sweep_dir} does not exist")
+        return fail(f"sweep directory {sweep_dir} does not exist")
     if out_dir.resolve() == sweep_dir.resolve():
-        return _fail("--out must be a directory of its own, not the sweep directory itself")
+        return fail("--out must be a directory of its own, not the sweep directory itself")
 
     # Heavy imports (matplotlib, rliable) only once the arguments are known to be sane.
     import matplotlib
@@ -71,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = collect_runs(sweep_dir, exclude=out_dir)
     except CorruptRunError as e:
-        return _fail(str(e))
+        return fail(str(e))
     if not runs.complete:
         found = len(runs.not_usable)
-        return _fail(
+        return fail(
             f"no complete run (no result.json) under {sweep_dir}"
             + (f"; {found} failed/interrupted/missing run(s) found" if found else "")
         )
@@ -85,14 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             analysis = analyse(runs, settings)
-            command = "python -m coordrl.compare " + shlex.join(
-                sys.argv[1:] if argv is None else argv
-            )
+            command = "python -m coordrl.compare " + shlex.join(argv)
             files = write_report(analysis, out_dir, command)
     except ValueError as e:
-        return _fail(str(e))
+        return fail(str(e))
     except OSError as e:
-        return _fail(f"cannot write the report to {out_dir}: {e}")
+        return fail(f"cannot write the report to {out_dir}: {e}")
     print(terminal_table(analysis))
     for note in analysis.notes:
         print(f"note: {note}")
@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"report: {out_dir / 'report.md'} ({len(files)} files)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m coordrl.compare``; returns the exit code."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":
