@@ -44,13 +44,14 @@ the same emulator states (tests/test_envs_native.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from ale_py import Action
 from ale_py.vector_env import AtariVectorEnv
+from coordrl.envs.vec_env_base import EmulatedVecEnv
 from gymnasium import spaces
 from stable_baselines3.common.atari_wrappers import (
     AtariWrapper,
@@ -62,14 +63,14 @@ from stable_baselines3.common.atari_wrappers import (
     WarpFrame,
 )
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from coordrl.hardware import available_cores
 
 _ACTION_NAMES = {action: name for name, action in Action.__members__.items()}
 
 
-class NativeAtariVecEnv(VecEnv):
+class NativeAtariVecEnv(EmulatedVecEnv):
     """SB3 ``VecEnv`` over ale-py's C++ ``AtariVectorEnv`` with SB3's Atari semantics.
 
     :param rom: ale-py ROM id (snake_case), e.g. ``"pong"``, ``"ms_pacman"``.
@@ -95,6 +96,8 @@ class NativeAtariVecEnv(VecEnv):
         WarpFrame,
     )
     _TRAINING_WRAPPERS = (EpisodicLifeEnv, ClipRewardEnv)
+    _label = "the native Atari env"
+    _alternative = "use backend='sb3'"
 
     def __init__(
         self,
@@ -141,7 +144,6 @@ class NativeAtariVecEnv(VecEnv):
         self._action_set = list(self._ale.ale.get_action_set())
         observation_space = spaces.Box(0, 255, (n_stack, screen_size, screen_size), np.uint8)
         action_space = spaces.Discrete(len(self._action_set))
-        self._attrs: list[dict[str, Any]] = [{"render_mode": None} for _ in range(n_envs)]
         super().__init__(n_envs, observation_space, action_space)
 
         self._t_start = time.time()
@@ -151,7 +153,6 @@ class NativeAtariVecEnv(VecEnv):
         self._prev_lives = np.zeros(n_envs, dtype=np.int32)
         self._prev_episode_frame = np.zeros(n_envs, dtype=np.int64)
         self._zero_frames = np.zeros(n_envs, dtype=np.int64)
-        self._needs_reset = True
         if seed is not None:
             self.seed(seed)
             self.action_space.seed(seed)
@@ -173,17 +174,7 @@ class NativeAtariVecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        if self._needs_reset:
-            raise RuntimeError("call reset() before step(); the native Atari env was not reset")
-        actions = np.asarray(actions).reshape(-1)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(
-                f"expected {self.num_envs} actions (one per env), got shape {np.shape(actions)}"
-            )
-        if actions.min() < 0 or actions.max() >= self.action_space.n:
-            raise ValueError(
-                f"actions must be in [0, {self.action_space.n - 1}] for {self.rom}, got {actions}"
-            )
+        actions = self._check_actions(actions, f" for {self.rom}")
         self._ale.send(actions.astype(np.int32, copy=False))
         self._actions = actions
 
@@ -256,49 +247,12 @@ class NativeAtariVecEnv(VecEnv):
             self._ale = None  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ attributes
-    def _indices(self, indices: VecEnvIndices) -> list[int]:
-        if indices is None:
-            return list(range(self.num_envs))
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices)
-
     def get_action_meanings(self) -> list[str]:
         """Names of the actions (minimal action set), e.g. ``["NOOP", "FIRE", ...]``."""
         return [_ACTION_NAMES[a] for a in self._action_set]
 
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        values = []
-        for i in self._indices(indices):
-            if attr_name not in self._attrs[i]:
-                raise AttributeError(
-                    f"the native Atari env has no per-env attribute {attr_name!r} "
-                    f"(known: {', '.join(sorted(self._attrs[i]))}); use backend='sb3' for "
-                    "gymnasium env attributes"
-                )
-            values.append(self._attrs[i][attr_name])
-        return values
+    def _env_methods(self) -> dict[str, Callable[[], Any]]:
+        return {"get_action_meanings": self.get_action_meanings}
 
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        for i in self._indices(indices):
-            self._attrs[i][attr_name] = value
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs
-    ) -> list[Any]:
-        if method_name == "get_action_meanings":
-            return [self.get_action_meanings() for _ in self._indices(indices)]
-        raise AttributeError(
-            f"the native Atari env does not support env_method({method_name!r}); "
-            "only 'get_action_meanings' (use backend='sb3' for gymnasium env methods)"
-        )
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        emulated = self._EMULATED_WRAPPERS + (self._TRAINING_WRAPPERS if self.training else ())
-        wrapped = any(issubclass(w, wrapper_class) for w in emulated)
-        return [wrapped for _ in self._indices(indices)]
-
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        raise NotImplementedError("the native Atari env does not render; use backend='sb3'")
+    def _emulated_wrappers(self) -> tuple[type[gym.Wrapper], ...]:
+        return self._EMULATED_WRAPPERS + (self._TRAINING_WRAPPERS if self.training else ())
