@@ -15,7 +15,6 @@ import difflib
 import re
 from typing import Literal
 
-import ale_py
 import gymnasium as gym
 from ale_py import roms
 from ale_py.registration import rom_id_to_name
@@ -24,15 +23,14 @@ from coordrl.envs.native_vec_env import NativeAtariVecEnv
 from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
 
-# Make sure the ALE gymnasium ids (PongNoFrameskip-v4, ALE/Pong-v5, ...) are registered.
-gym.register_envs(ale_py)
-
 Backend = Literal["native", "sb3"]
 BACKENDS: tuple[str, ...] = ("native", "sb3")
 
 #: Every playable game that ale-py ships a ROM for: CamelCase name ("MsPacman") -> ROM id
 #: ("ms_pacman"). ROMs without an ``ALE/<Name>-v5`` id (multi-player-only ones such as Combat)
-#: are left out: ALE aborts the whole process when asked to load them.
+#: are left out: ALE aborts the whole process when asked to load them. (Importing ale-py
+#: registers the ALE ids; coordrl itself registers nothing at import, see
+#: ``coordrl.envs.register_envs``.)
 ATARI_GAMES: dict[str, str] = {
     rom_id_to_name(rom): rom
     for rom in roms.get_all_rom_ids()

@@ -23,11 +23,14 @@ everything. Every cell (= every action) keeps training positions; holding out a 
 of the canvas instead would remove entire cells from training, and no RL agent can learn to
 choose an action that was never rewarded, so that split would measure nothing.
 
-The environment is registered as ``coordrl/PointAtDot-v0`` when this module is imported
-(``import envs`` does it)::
+The environment's gymnasium id is ``coordrl/PointAtDot-v0``, registered by
+:func:`coordrl.envs.register_envs` (importing coordrl registers nothing; the env factory
+``coordrl.envs.make_env`` / ``resolve_env`` calls it)::
 
     import gymnasium as gym
-    import coordrl.envs  # noqa: F401  (registers the id)
+    import coordrl.envs
+
+    coordrl.envs.register_envs()
 
     env = gym.make("coordrl/PointAtDot-v0", canvas_size=44, grid=3)
     test_env = gym.make("coordrl/PointAtDot-v0", holdout="cell-quadrant", positions="test")
@@ -240,9 +243,7 @@ def _check_config(
 
 
 def register() -> None:
-    """Register ``coordrl/PointAtDot-v0`` with gymnasium (idempotent)."""
+    """Register ``coordrl/PointAtDot-v0`` with gymnasium (idempotent; called by
+    :func:`coordrl.envs.register_envs`)."""
     if ENV_ID not in gym.registry:
         gym.register(id=ENV_ID, entry_point="coordrl.envs.pixel:PointAtDotEnv")
-
-
-register()

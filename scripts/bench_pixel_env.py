@@ -19,6 +19,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from coordrl.envs import register_envs
 from coordrl.envs.pixel import ENV_ID, PointAtDotEnv
 from stable_baselines3.common.env_util import make_vec_env
 
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-envs", type=int, default=8, help="environments in the DummyVecEnv")
     parser.add_argument("--repeats", type=int, default=3, help="repeats; the best is reported")
     args = parser.parse_args(argv)
+    register_envs()  # gym.make(ENV_ID); importing coordrl registers nothing
     if args.steps < 1 or args.n_envs < 1 or args.repeats < 1:
         sys.stderr.write("error: --steps, --n-envs and --repeats must be >= 1\n")
         return 2

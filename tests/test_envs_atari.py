@@ -89,9 +89,16 @@ def test_ram_variants_are_rejected() -> None:
 
 
 def test_resolve_env() -> None:
-    assert resolve_env("ALE/Breakout-v5") == EnvSpec("Breakout", "BreakoutNoFrameskip-v4", True)
-    assert resolve_env("CartPole-v1") == EnvSpec("CartPole-v1", "CartPole-v1", False)
-    assert resolve_env("coordrl/PointAtDot-v0").is_atari is False
+    breakout = EnvSpec("Breakout", "BreakoutNoFrameskip-v4", True, "atari")
+    assert resolve_env("ALE/Breakout-v5") == breakout
+    assert resolve_env("CartPole-v1") == EnvSpec("CartPole-v1", "CartPole-v1", False, "gym")
+    pixel = resolve_env("coordrl/PointAtDot-v0")
+    assert pixel.is_atari is False and pixel.family == "pixel"
+    minatar = EnvSpec("MinAtar/Breakout-v1", "MinAtar/Breakout-v1", False, "minatar")
+    assert resolve_env("MinAtar/Breakout-v1") == resolve_env("minatar/breakout-v1") == minatar
+    assert resolve_env("MinAtar/SpaceInvaders-v0").family == "minatar"
+    with pytest.raises(ValueError, match="contradicts"):
+        EnvSpec("Pong", "PongNoFrameskip-v4", False, "atari")
     with pytest.raises(UnknownEnvError) as info:
         resolve_env("CartPol-v1")
     assert "CartPole-v1" in info.value.suggestions
@@ -123,7 +130,7 @@ def test_make_env_gymnasium_ids() -> None:
         env.close()
     env, spec = make_env("coordrl/PointAtDot-v0", 2, seed=0)
     try:
-        assert spec == EnvSpec("coordrl/PointAtDot-v0", "coordrl/PointAtDot-v0", False)
+        assert spec == EnvSpec("coordrl/PointAtDot-v0", "coordrl/PointAtDot-v0", False, "pixel")
         obs = env.reset()
         assert obs.shape[0] == 2
         env.step(np.array([env.action_space.sample() for _ in range(2)]))
@@ -136,7 +143,7 @@ def test_backends_have_same_spaces(training: bool) -> None:
     native, spec = make_env("Pong", 2, seed=0, backend="native", training=training)
     sb3, spec_sb3 = make_env("pong", 2, seed=0, backend="sb3", training=training)
     try:
-        assert spec == spec_sb3 == EnvSpec("Pong", "PongNoFrameskip-v4", True)
+        assert spec == spec_sb3 == EnvSpec("Pong", "PongNoFrameskip-v4", True, "atari")
         assert isinstance(native, NativeAtariVecEnv)
         assert isinstance(sb3, VecTransposeImage)
         assert native.observation_space == sb3.observation_space

@@ -8,10 +8,16 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from coordrl.envs import register_envs
 from coordrl.envs.pixel import ENV_ID, PointAtDotEnv, dot_positions
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered() -> None:
+    register_envs()  # gym.make(ENV_ID) needs it; importing coordrl registers nothing
 
 
 def _dot_box(obs: np.ndarray) -> tuple[int, int, int, int]:
@@ -31,9 +37,9 @@ def test_registered_and_spaces() -> None:
     assert env.action_space.n == 16
 
 
-def test_envs_package_import_registers() -> None:
-    import coordrl.envs  # noqa: F401
-
+def test_register_envs_registers_the_id() -> None:
+    # Importing coordrl registers nothing (tests/test_envs_registration.py); this call does.
+    register_envs()
     assert ENV_ID in gym.registry
 
 
