@@ -1,6 +1,9 @@
 """Algorithm configurations: ``configs/<algo>.yaml`` plus ``--set key=value`` overrides.
 
-The YAML files use rl-baselines3-zoo's conventions so that its Atari hyperparameters can be
+One file per algorithm and environment family (:data:`FAMILY_CONFIGS`), as rl-baselines3-zoo
+picks hyperparameters per env family: ``configs/<algo>.yaml`` (rl-zoo3's Atari settings; also
+used for coordrl's pixel envs and other gymnasium ids) and ``configs/<algo>_minatar.yaml``
+(MinAtar). The YAML files use rl-baselines3-zoo's conventions so that its hyperparameters can be
 copied verbatim:
 
 * ``lin_X`` (for ``learning_rate``, ``clip_range``, ``clip_range_vf``) is a schedule decaying
@@ -41,6 +44,7 @@ __all__ = [
     "AlgoConfig",
     "ConfigError",
     "CONFIG_DIR",
+    "FAMILY_CONFIGS",
     "KNOWN_NAMES",
     "META_KEYS",
     "SCHEDULE_KEYS",
@@ -59,9 +63,17 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 #: The shipped hyperparameter files: the package ``coordrl.configs`` (``configs/`` of the checkout).
 CONFIG_DIR = Path(str(importlib.resources.files("coordrl.configs")))
 
+#: Config file of each environment family (``EnvSpec.family``), ``{algo}`` filled in.
+FAMILY_CONFIGS: dict[str, str] = {
+    "atari": "{algo}.yaml",
+    "minatar": "{algo}_minatar.yaml",
+    "pixel": "{algo}.yaml",  # coordrl's pixel envs start from the Atari settings (+ --set)
+    "gym": "{algo}.yaml",
+}
+
 #: Keys of a config that are not algorithm ``__init__`` arguments.
 META_KEYS: dict[str, str] = {
-    "policy": "SB3 policy alias; only CnnPolicy (the features extractor is CoordNatureCNN)",
+    "policy": "SB3 policy alias; only CnnPolicy (the features extractor is coordrl's CNN)",
     "n_envs": "number of parallel training environments",
     "n_timesteps": "training budget in environment steps",
 }
@@ -139,15 +151,25 @@ def linear_schedule(initial_value: float) -> LinearSchedule:
     return LinearSchedule(start=float(initial_value), end=0.0, end_fraction=1.0)
 
 
-def load_config(algo: str, path: str | Path | None = None) -> AlgoConfig:
-    """Load ``configs/<algo>.yaml`` (or ``path``) and validate its keys and values.
+def load_config(algo: str, path: str | Path | None = None, family: str = "atari") -> AlgoConfig:
+    """Load the shipped config of ``algo`` for an environment family (or ``path``) and validate
+    its keys and values.
 
     :param algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``
-    :param path: another YAML file with the same layout
-    :raises ConfigError: unknown algorithm, unreadable file, unknown key or bad value
+    :param path: another YAML file with the same layout (then ``family`` is not used)
+    :param family: ``EnvSpec.family`` of the env (:data:`FAMILY_CONFIGS`): ``"atari"``
+        (``configs/<algo>.yaml``), ``"minatar"`` (``configs/<algo>_minatar.yaml``), ``"pixel"``
+        or ``"gym"`` (the Atari file)
+    :raises ConfigError: unknown algorithm or family, unreadable file, unknown key or bad value
     """
     _algo_class(algo)
-    path = Path(path) if path is not None else CONFIG_DIR / f"{algo}.yaml"
+    if family not in FAMILY_CONFIGS:
+        raise ConfigError(
+            f"unknown environment family {family!r}; choose one of {', '.join(FAMILY_CONFIGS)}"
+        )
+    if path is None:
+        path = CONFIG_DIR / FAMILY_CONFIGS[family].format(algo=algo)
+    path = Path(path)
     try:
         with open(path) as f:
             raw = yaml.safe_load(f)
@@ -180,7 +202,7 @@ def config_from_dict(algo: str, raw: dict[str, Any], source: str = "config") -> 
     if cfg.policy != "CnnPolicy":
         raise ConfigError(
             f"{source}: policy {cfg.policy!r} is not supported; coordrl trains CnnPolicy with "
-            "the CoordNatureCNN features extractor (set policy: CnnPolicy)"
+            "its CoordConv features extractors (set policy: CnnPolicy)"
         )
     resolve_hyperparams(algo, hyperparams, source)  # validate values now, not at build time
     return cfg

@@ -46,6 +46,7 @@ __all__ = [
     "build_model",
     "extractor_class",
     "set_channels_last",
+    "torch_threads",
     "use_channels_last",
 ]
 
@@ -130,6 +131,22 @@ def use_channels_last(device: th.device | str) -> bool:
     :param device: the torch device the model runs on
     """
     return th.device(device).type == "cpu"
+
+
+def torch_threads(family: str, device: th.device | str) -> int | None:
+    """Intra-op threads to train with: ``1`` for MinAtar on the CPU, ``None`` (keep torch's
+    default) otherwise. Apply with ``torch.set_num_threads`` before training.
+
+    MinAtar's network is tiny (one 3x3 conv on a 10x10 board), so PPO makes thousands of
+    sub-millisecond torch calls per second; with more threads each parallel region has to wake
+    or spin the OpenMP pool: under ``OMP_WAIT_POLICY=PASSIVE`` (what coordrl's CLIs set) a
+    rollout forward pass took 0.9-1.3 ms with 2 threads against 0.36-0.45 ms with 1 on a 2-core
+    VM (scripts/bench_minatar.py), and spinning threads fight the env and other processes.
+
+    :param family: ``EnvSpec.family``
+    :param device: the torch device the model trains on
+    """
+    return 1 if family == "minatar" and th.device(device).type == "cpu" else None
 
 
 def set_channels_last(model: BaseAlgorithm, enabled: bool) -> int:

@@ -15,7 +15,12 @@ from coordrl.agents.config import (
     resolve_hyperparams,
     valid_keys,
 )
-from coordrl.agents.factory import TensorRolloutBuffer, build_model
+from coordrl.agents.factory import (
+    TensorRolloutBuffer,
+    build_model,
+    extractor_class,
+    torch_threads,
+)
 from coordrl.envs import make_env
 from gymnasium import spaces
 from stable_baselines3 import PPO
@@ -24,7 +29,7 @@ from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.torch_layers import NatureCNN
 from torch import nn
 
-from coordrl.extractors import CoordNatureCNN
+from coordrl.extractors import CoordNatureCNN, MinAtarCNN
 from coordrl.layers import CoordConv2d
 from coordrl.variant import Variant
 
@@ -226,3 +231,34 @@ def test_ppo_trains_and_saves_with_the_factory(pixel_env, tmp_path):
         loaded.policy.predict_values(loaded.policy.obs_to_tensor(obs)[0]),
         model.policy.predict_values(model.policy.obs_to_tensor(obs)[0]),
     )
+
+
+def test_load_config_picks_the_family_file():
+    for algo in ("ppo", "a2c", "dqn"):
+        assert load_config(algo, family="atari") == load_config(algo)  # the default
+        assert load_config(algo, family="pixel") == load_config(algo)  # today's behaviour
+    ppo = load_config("ppo", family="minatar")
+    assert (ppo.n_envs, ppo.n_timesteps) == (8, 5_000_000)
+    dqn = load_config("dqn", family="minatar")  # the MinAtar paper's DQN (examples/dqn.py)
+    assert dqn.hyperparams["learning_starts"] == 5000 and dqn.hyperparams["train_freq"] == 1
+    assert dqn.hyperparams["exploration_final_eps"] == 0.1
+    optimizer = resolve_hyperparams("dqn", dqn.hyperparams)["policy_kwargs"]
+    assert optimizer["optimizer_class"] is th.optim.RMSprop
+    assert optimizer["optimizer_kwargs"] == dict(alpha=0.95, momentum=0.95, centered=True, eps=0.01)
+    with pytest.raises(ConfigError, match="unknown environment family 'mujoco'"):
+        load_config("ppo", family="mujoco")
+
+
+def test_build_model_passes_coord_init_and_picks_the_family_network(pixel_env):
+    hp = {"n_steps": 16, "batch_size": 32, "n_epochs": 1}
+    model = build_model("ppo", pixel_env, hp, Variant.from_name("coordconv-all-zero"), 0, "cpu")
+    layers = [m for m in model.policy.modules() if isinstance(m, CoordConv2d)]
+    assert len(layers) == 3 and all(th.count_nonzero(m.coord_weight) == 0 for m in layers)
+    assert model.policy.features_extractor.coord_init == "zero"
+    assert extractor_class("minatar") is MinAtarCNN and extractor_class("pixel") is CoordNatureCNN
+    with pytest.raises(ConfigError, match="environment family"):
+        build_model("ppo", pixel_env, hp, Variant(), 0, "cpu", family="mujoco")
+    with pytest.raises(ConfigError, match="coord_init"):
+        bad = {"policy_kwargs": "dict(features_extractor_kwargs=dict(coord_init='zero'))"}
+        build_model("ppo", pixel_env, bad, Variant(), 0, "cpu")
+    assert torch_threads("minatar", "cpu") == 1 and torch_threads("atari", "cpu") is None
