@@ -79,8 +79,9 @@ class CoordExtractorMixin:
     """CoordConv bookkeeping shared by coordrl's extractors (mixed into ``nn.Module`` classes).
 
     Sets ``coord_layer_indices``, ``with_r``, ``coord_init`` and ``channels_last``; call
-    :meth:`_convert` in ``__init__`` after the network is built and :meth:`_prepare` at the top
-    of ``forward``.
+    :meth:`_convert` in ``__init__`` after the network is built. Its :meth:`forward` is
+    ``linear(cnn(x))``; an extractor with another layout overrides it and calls :meth:`_prepare`
+    on its input first.
     """
 
     coord_layer_indices: tuple[int, ...]
@@ -120,6 +121,14 @@ class CoordExtractorMixin:
         if self.channels_last:
             observations = observations.contiguous(memory_format=th.channels_last)
         return observations
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        """The Nature-CNN layout shared by :class:`CoordNatureCNN` and :class:`MinAtarCNN`:
+        ``linear(cnn(x))``.
+
+        :param observations: ``[B, C, H, W]`` float images (already scaled to [0, 1] by SB3)
+        :return: ``[B, features_dim]``"""
+        return self.linear(self.cnn(self._prepare(observations)))  # type: ignore[attr-defined]
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         self._coord_init_pending = False  # loaded weights win over the pending init
@@ -164,11 +173,6 @@ class CoordNatureCNN(CoordExtractorMixin, NatureCNN):
         super().__init__(observation_space, features_dim, normalized_image=normalized_image)
         self._convert(self.cnn, coord_layers, with_r, coord_init, channels_last)
 
-    def forward(self, observations: th.Tensor) -> th.Tensor:
-        """:param observations: ``[B, C, H, W]`` float images (already scaled by SB3)
-        :return: ``[B, features_dim]``"""
-        return self.linear(self.cnn(self._prepare(observations)))
-
 
 class MinAtarCNN(CoordExtractorMixin, BaseFeaturesExtractor):
     """The MinAtar paper's network (Young & Tian, 2019, and ``examples/dqn.py`` of their repo):
@@ -210,11 +214,6 @@ class MinAtarCNN(CoordExtractorMixin, BaseFeaturesExtractor):
         n_flatten = 16 * (height - 2) * (width - 2)
         self.linear = nn.Sequential(nn.Linear(n_flatten, features_dim), nn.ReLU())
         self._convert(self.cnn, coord_layers, with_r, coord_init, channels_last)
-
-    def forward(self, observations: th.Tensor) -> th.Tensor:
-        """:param observations: ``[B, C, H, W]`` float boards in [0, 1]
-        :return: ``[B, features_dim]``"""
-        return self.linear(self.cnn(self._prepare(observations)))
 
 
 class CoordConvExtractor(CoordExtractorMixin, BaseFeaturesExtractor):
