@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from coordrl.agents.config import ALGOS, ConfigError, resolve_hyperparams
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -37,6 +36,7 @@ from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from coordrl.agents.config import ALGOS, ConfigError, resolve_hyperparams
 from coordrl.extractors import CoordExtractorMixin, CoordNatureCNN, MinAtarCNN
 from coordrl.variant import Variant
 

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument(
         "--threads",
         type=count_type(1),
-        help="torch CPU threads (default: all cores of this process)",
+        help="torch CPU threads (default: 1 for MinAtar on the CPU, else all cores)",
     )
     rt.add_argument(
         "--no-progress", action="store_true", help="no progress bar; a status line every 10%%"
@@ -197,7 +197,7 @@ def _hyperparams(algo: str, args: argparse.Namespace, family: str):
     from coordrl.agents.config import ConfigError, apply_overrides, load_config, parse_overrides
 
     try:
-        cfg = load_config(algo, args.config)  # TODO(family): per-family configs
+        cfg = load_config(algo, args.config, family=family)
         if args.overrides:
             cfg = apply_overrides(cfg, parse_overrides(args.overrides))
     except ConfigError as e:
@@ -221,7 +221,7 @@ def _new_run_config(args: argparse.Namespace, argv: list[str]) -> RunConfig:
         raise UsageError("say what to train: --game NAME (or --env ID), or --resume RUN_DIR")
     algo = args.algo or DEFAULTS["algo"]
     spec = _resolve_env_name(name)
-    cfg = _hyperparams(algo, args, getattr(spec, "family", "atari"))
+    cfg = _hyperparams(algo, args, spec.family)
     variant = _variant_from_args(args) or Variant()
 
     def opt(key: str) -> Any:
@@ -290,7 +290,7 @@ def _resume_run_config(args: argparse.Namespace) -> RunConfig:
     if variant is not None:
         given["variant"] = variant.name
     if args.overrides or args.config:
-        family = getattr(_resolve_env_name(config.game), "family", "atari")
+        family = _resolve_env_name(config.game).family
         if _hyperparams(config.algo, args, family).hyperparams != config.hyperparams:
             raise UsageError(
                 f"--resume {run_dir}: --set/--config differ from the run's saved hyperparameters; "
@@ -344,7 +344,7 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     prefer_passive_openmp()  # before anything imports torch
     run_dir, config, checkpoint = _prepare(args, argv)
-    from coordrl.hardware import available_cores, resolve_device
+    from coordrl.hardware import resolve_device
     from coordrl.training import StopFlag, run_training
 
     try:
@@ -362,7 +362,7 @@ def _main(argv: list[str]) -> int:
             config,
             checkpoint,
             resumed=args.resume is not None,
-            threads=args.threads or available_cores(),
+            threads=args.threads,
             progress_bar=not args.no_progress,
             stop=stop,
         )

@@ -36,7 +36,12 @@ from stable_baselines3.common.vec_env import VecEnv
 from coordrl import __version__, runs
 from coordrl._cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from coordrl.agents.config import ALGOS, AlgoConfig, ConfigError, config_from_dict
-from coordrl.agents.factory import build_model, set_channels_last, use_channels_last
+from coordrl.agents.factory import (
+    build_model,
+    set_channels_last,
+    torch_threads,
+    use_channels_last,
+)
 from coordrl.coord_usage import CoordUsageCallback, coord_weight_ratios
 from coordrl.envs import UnknownEnvError, make_env
 from coordrl.runs import RunConfig, RunResult
@@ -376,7 +381,7 @@ def run_training(
     config: RunConfig,
     checkpoint: Path | None,
     resumed: bool,
-    threads: int,
+    threads: int | None,
     progress_bar: bool,
     stop: StopFlag,
 ) -> int:
@@ -386,22 +391,22 @@ def run_training(
     :param config: the checked configuration (:func:`check_config`)
     :param checkpoint: the checkpoint to continue from (``None``: from step 0)
     :param resumed: whether this continues an existing run directory
-    :param threads: torch CPU threads
+    :param threads: torch CPU threads (``None``: one for MinAtar on the CPU, else all cores)
     :param progress_bar: show SB3's progress bar (else a status line every 10%)
     :param stop: set by the caller's signal handlers; training checkpoints and stops
     :raises UsageError: the env or agent cannot be built from this configuration
     """
-    from coordrl.hardware import resolve_device
+    from coordrl.hardware import available_cores, resolve_device
 
     try:
         device = th.device(resolve_device(config.device))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    th.set_num_threads(threads)
     try:
-        env, _ = make_env(config.game, config.n_envs, config.seed, config.env_backend, True)
+        env, spec = make_env(config.game, config.n_envs, config.seed, config.env_backend, True)
     except (UnknownEnvError, ValueError) as e:
         raise UsageError(str(e)) from None
+    th.set_num_threads(threads or torch_threads(spec.family, device) or available_cores())
     model: BaseAlgorithm | None = None
     eval_env: VecEnv | None = None
     try:
@@ -417,6 +422,7 @@ def run_training(
                     Variant.from_name(config.variant),
                     config.seed,
                     device,
+                    family=spec.family,
                 )
             except (ConfigError, ValueError, AssertionError) as e:
                 raise UsageError(f"cannot build the {config.algo.upper()} agent: {e}") from None

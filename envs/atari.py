@@ -18,10 +18,11 @@ from typing import Literal
 import gymnasium as gym
 from ale_py import roms
 from ale_py.registration import rom_id_to_name
-from coordrl.envs.errors import UnknownEnvError
-from coordrl.envs.native_vec_env import NativeAtariVecEnv
 from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
+
+from coordrl.envs.errors import UnknownEnvError
+from coordrl.envs.native_vec_env import NativeAtariVecEnv
 
 Backend = Literal["native", "sb3"]
 BACKENDS: tuple[str, ...] = ("native", "sb3")

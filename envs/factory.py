@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import ale_py
 import gymnasium as gym
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
+
 from coordrl.envs import minatar, pixel
 from coordrl.envs.atari import (
     BACKENDS,
@@ -25,8 +28,6 @@ from coordrl.envs.atari import (
     make_atari_vec_env,
 )
 from coordrl.envs.errors import UnknownEnvError
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnv
 
 #: Environment families (``EnvSpec.family``); hyperparameters and networks are chosen per family.
 ENV_FAMILIES: tuple[str, ...] = ("atari", "minatar", "pixel", "gym")

@@ -40,12 +40,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from coordrl.envs.vec_env_base import EmulatedVecEnv
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from coordrl.envs.vec_env_base import EmulatedVecEnv
 
 __all__ = [
     "ENV_IDS",

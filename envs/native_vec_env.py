@@ -51,7 +51,6 @@ import gymnasium as gym
 import numpy as np
 from ale_py import Action
 from ale_py.vector_env import AtariVectorEnv
-from coordrl.envs.vec_env_base import EmulatedVecEnv
 from gymnasium import spaces
 from stable_baselines3.common.atari_wrappers import (
     AtariWrapper,
@@ -65,6 +64,7 @@ from stable_baselines3.common.atari_wrappers import (
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from coordrl.envs.vec_env_base import EmulatedVecEnv
 from coordrl.hardware import available_cores
 
 _ACTION_NAMES = {action: name for name, action in Action.__members__.items()}

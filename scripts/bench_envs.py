@@ -21,9 +21,9 @@ import sys
 import time
 
 import numpy as np
+
 from coordrl.envs.atari import FRAME_SKIP, canonical_game, make_atari_vec_env
 from coordrl.envs.errors import UnknownEnvError
-
 from coordrl.hardware import available_cores
 
 

@@ -67,12 +67,13 @@ def _sb3_model(game: str, n_envs: int, seed: int, hyperparams: dict):
     import gymnasium as gym
     import minatar.gym
     import torch as th
-    from coordrl.agents.config import resolve_hyperparams
     from stable_baselines3 import PPO
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import DummyVecEnv
     from torch import nn
+
+    from coordrl.agents.config import resolve_hyperparams
 
     class MinAtarNet(BaseFeaturesExtractor):
         """MinAtar's network on (B, 10, 10, C) boards."""
@@ -99,7 +100,6 @@ def _coordrl_model(game: str, n_envs: int, seed: int, hyperparams: dict, variant
     """What coordrl.train builds."""
     from coordrl.agents.factory import build_model
     from coordrl.envs import make_env
-
     from coordrl.variant import Variant
 
     env, spec = make_env(f"MinAtar/{game}-v1", n_envs, seed, backend="native", training=True)
@@ -126,6 +126,7 @@ def _timed(obj, name: str, timing: Timing, field: str) -> None:
 def _run_arm(args: argparse.Namespace, arm: str) -> Timing:
     """Build and train one arm in this process; return the marginal segment's times."""
     import torch as th
+
     from coordrl.agents.config import load_config
     from coordrl.agents.factory import torch_threads
 

@@ -19,9 +19,10 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.env_util import make_vec_env
+
 from coordrl.envs import register_envs
 from coordrl.envs.pixel import ENV_ID, PointAtDotEnv
-from stable_baselines3.common.env_util import make_vec_env
 
 
 def bench_single(env: gym.Env, steps: int, seed: int = 0) -> float:

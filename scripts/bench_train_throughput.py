@@ -43,7 +43,6 @@ from coordrl.agents.config import ALGOS, load_config, resolve_hyperparams  # noq
 from coordrl.agents.factory import build_model  # noqa: E402
 from coordrl.envs import make_env  # noqa: E402
 from coordrl.envs.atari import atari_env_id, canonical_game  # noqa: E402
-
 from coordrl.variant import Variant  # noqa: E402
 
 

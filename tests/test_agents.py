@@ -5,6 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
+from stable_baselines3.common.torch_layers import NatureCNN
+from torch import nn
+
 from coordrl.agents.config import (
     ConfigError,
     apply_overrides,
@@ -22,13 +29,6 @@ from coordrl.agents.factory import (
     torch_threads,
 )
 from coordrl.envs import make_env
-from gymnasium import spaces
-from stable_baselines3 import PPO
-from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
-from stable_baselines3.common.torch_layers import NatureCNN
-from torch import nn
-
 from coordrl.extractors import CoordNatureCNN, MinAtarCNN
 from coordrl.layers import CoordConv2d
 from coordrl.variant import Variant

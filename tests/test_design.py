@@ -70,8 +70,10 @@ def _imports(name: str, path: Path) -> set[str]:
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
                 base = f"{base}.{node.module}" if node.module else base
-            found.add(base)
-            found.update(f"{base}.{a.name}" for a in node.names)
+            submodules = {f"{base}.{a.name}" for a in node.names} & set(MODULES)
+            found.update(submodules)
+            if len(submodules) < len(node.names):  # names from the module itself, not submodules
+                found.add(base)
     return {m for m in found if m in MODULES and m != "coordrl" and m != name}
 
 

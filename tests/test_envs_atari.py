@@ -6,11 +6,12 @@ import re
 
 import numpy as np
 import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv, VecTransposeImage
+
 from coordrl.envs import EnvSpec, UnknownEnvError, canonical_game, make_atari_vec_env, make_env
 from coordrl.envs.atari import ATARI_GAMES, atari_env_id, rom_id
 from coordrl.envs.factory import resolve_env
 from coordrl.envs.native_vec_env import NativeAtariVecEnv
-from stable_baselines3.common.vec_env import DummyVecEnv, VecTransposeImage
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ import functools
 
 import numpy as np
 import pytest
-from coordrl.envs import make_atari_vec_env
 from scipy import stats
+
+from coordrl.envs import make_atari_vec_env
 
 ALPHA = 1e-3
 N_ENVS = 4

@@ -6,10 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as th
-from coordrl.agents.config import load_config
-from coordrl.agents.factory import build_model
-from coordrl.envs import UnknownEnvError, make_env, resolve_env
-from coordrl.envs.minatar import GAMES, MinAtarVecEnv, board_to_image
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -21,6 +17,10 @@ from stable_baselines3.common.preprocessing import (
 )
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from coordrl.agents.config import load_config
+from coordrl.agents.factory import build_model
+from coordrl.envs import UnknownEnvError, make_env, resolve_env
+from coordrl.envs.minatar import GAMES, MinAtarVecEnv, board_to_image
 from coordrl.extractors import MinAtarCNN
 from coordrl.layers import CoordConv2d
 from coordrl.variant import Variant

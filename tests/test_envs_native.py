@@ -12,10 +12,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from ale_py.vector_env import AtariVectorEnv
-from coordrl.envs.native_vec_env import NativeAtariVecEnv
 from stable_baselines3.common.atari_wrappers import WarpFrame
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
+
+from coordrl.envs.native_vec_env import NativeAtariVecEnv
 
 
 def _oracle(rom: str, n_envs: int, seed: int, autoreset_mode: str = "SameStep") -> AtariVectorEnv:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import gymnasium as gym
+
 from coordrl.agents.config import FAMILY_CONFIGS
 from coordrl.agents.factory import EXTRACTORS
 from coordrl.envs import ENV_FAMILIES, register_envs

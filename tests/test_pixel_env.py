@@ -8,11 +8,12 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from coordrl.envs import register_envs
-from coordrl.envs.pixel import ENV_ID, PointAtDotEnv, dot_positions
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+
+from coordrl.envs import register_envs
+from coordrl.envs.pixel import ENV_ID, PointAtDotEnv, dot_positions
 
 
 @pytest.fixture(autouse=True, scope="module")
