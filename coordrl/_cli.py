@@ -23,6 +23,7 @@ __all__ = [
     "MAX_STEPS",
     "OneLineArgumentParser",
     "UsageError",
+    "add_set_option",
     "count_type",
     "fail",
     "parse_key_values",
@@ -121,6 +122,14 @@ def parse_key_values(items: Iterable[str] | None, flag: str = "--set") -> dict[s
             raise UsageError(f"{flag} {item!r}: expected KEY=VALUE (e.g. {flag} n_epochs=4)")
         out[key.strip()] = value
     return out
+
+
+def add_set_option(group: argparse._ActionsContainer, help: str, dest: str = "set") -> None:
+    """The ``--set KEY=VALUE ...`` option of ``train`` and ``sweep``: several items after one
+    flag, the flag repeatable; each item is split by :func:`parse_key_values`."""
+    group.add_argument(
+        "--set", dest=dest, nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help
+    )
 
 
 def prefer_passive_openmp() -> None:

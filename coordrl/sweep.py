@@ -30,6 +30,7 @@ from coordrl._cli import (
     EXIT_OK,
     OneLineArgumentParser,
     UsageError,
+    add_set_option,
     count_type,
     run_cli,
     steps_type,
@@ -72,12 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="N = seeds 0..N-1; two or more values = explicit seeds; ranges A..B (e.g. 5..9)",
     )
     g.add_argument("--timesteps", help="environment steps per run (2e6, 2_000_000, 2M)")
-    g.add_argument(
-        "--set",
-        nargs="+",
-        action="extend",
-        metavar="KEY=VALUE",
-        help="hyperparameter override for every run (repeatable); ALGO:KEY=VALUE for one "
+    add_set_option(
+        g,
+        "hyperparameter override for every run (repeatable); ALGO:KEY=VALUE for one "
         "algorithm's runs only (ppo:n_epochs=4)",
     )
     g.add_argument("--env-backend", choices=["native", "sb3"], help="Atari vector env backend")

@@ -31,6 +31,7 @@ from coordrl import runs
 from coordrl._cli import (
     OneLineArgumentParser,
     UsageError,
+    add_set_option,
     count_type,
     prefer_passive_openmp,
     run_cli,
@@ -84,14 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {d['env_backend']})",
     )
     what.add_argument("--config", help="hyperparameter YAML instead of the shipped one")
-    what.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override hyperparameters: --set n_steps=64 n_epochs=4 (repeatable)",
+    add_set_option(
+        what, "override hyperparameters: --set n_steps=64 n_epochs=4 (repeatable)", "overrides"
     )
     cc = p.add_argument_group("CoordConv variant")
     cc.add_argument(
