@@ -550,3 +550,21 @@ def test_ray_backend_on_a_local_instance(tmp_path: Path) -> None:
         assert runs.read_result(run_dir).steps_done == 128
         assert (run_dir / runs.LOG_FILE).read_text().startswith("=== coordrl.sweep")
     assert "submitted to Ray" in proc.stdout and "2/2 runs complete" in proc.stdout
+
+
+def test_a_run_that_just_started_counts_at_the_others_rate(tmp_path: Path) -> None:
+    dirs = {n: tmp_path / n for n in ("a", "b")}
+    runs.write_progress(dirs["a"], 400, 1000, 100.0)
+    runs.write_progress(dirs["b"], 0, 1000, 0.0)  # its first progress.json: no rate yet
+    wall = [runs.read_progress(dirs["a"])["time"] + 1]
+    clock = [0.0]
+    progress = Progress(
+        1000, dirs, {"a": "new", "b": "new"}, todo=["a", "b"], stream=io.StringIO(),
+        status_every_s=60, refresh_s=2, clock=lambda: clock[0], wall=lambda: wall[0],
+    )  # fmt: skip
+    progress.started("a", resumed=False)
+    progress.started("b", resumed=False)
+    clock[0] = 3.0
+    progress.tick()
+    # left: 600 + 1000 steps at 2 x 100 steps/s
+    assert progress.status_line().endswith("| 200 steps/s | ETA 8s")

@@ -179,8 +179,13 @@ class Progress:
         # (each run's training rate of its current session), not a steps delta over wall time:
         # a delta jumps whenever a run completes (its steps become its timesteps) or a failed
         # run is retried (its steps drop to 0). It leaves out process start-up and
-        # evaluations, so the ETA is a little optimistic.
-        fps = [self.fps[n] for n, st in self.state.items() if st == "running" and n in self.fps]
+        # evaluations, so the ETA is a little optimistic. A run that has just started reports
+        # fps 0 (nothing trained yet): it is counted at the mean rate of the runs that have one,
+        # so that the rate does not halve every time a run starts.
+        running = [n for n, st in self.state.items() if st == "running" and n in self.fps]
+        known = [self.fps[n] for n in running if self.fps[n] > 0]
+        typical = sum(known) / len(known) if known else 0.0
+        fps = [self.fps[n] if self.fps[n] > 0 else typical for n in running]
         return StatusCounts(
             runs=len(states),
             done=states.count("complete"),
@@ -189,7 +194,7 @@ class Progress:
             steps_done=sum(self.steps[n] for n, st in self.state.items() if st != "failed"),
             steps_total=len(states) * self.timesteps,
             steps_left=left,
-            rate=sum(fps) if fps else None,
+            rate=sum(fps) if fps and sum(fps) > 0 else None,
         )
 
     def status_line(self) -> str:
