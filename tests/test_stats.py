@@ -206,3 +206,17 @@ def test_normalize_game():
     assert method == aggregate.MIN_MAX
     np.testing.assert_allclose(norm["conv"], [0.0, 0.5])
     np.testing.assert_allclose(norm["coordconv"], [1.0])
+
+
+def test_minatar_games_are_normalised_by_fixed_references_not_by_the_runs():
+    random, reference = 0.394, 10.0  # MinAtar/Breakout-v1: measured random, the paper's DQN
+    raw = {"conv": np.array([random, 10.0]), "coordconv": np.array([5.197])}
+    norm, method = aggregate.normalize_game("MinAtar/Breakout-v1", False, raw)
+    assert method == aggregate.MINATAR
+    np.testing.assert_allclose(norm["conv"], [0.0, 1.0])
+    np.testing.assert_allclose(norm["coordconv"], [(5.197 - random) / (reference - random)])
+    # adding a run does not change the others' normalised scores (unlike min-max)
+    more = {"conv": np.array([random, 10.0, 30.0]), "coordconv": np.array([5.197])}
+    norm2, _ = aggregate.normalize_game("MinAtar/Breakout-v1", False, more)
+    np.testing.assert_allclose(norm2["conv"][:2], norm["conv"])
+    np.testing.assert_allclose(norm2["coordconv"], norm["coordconv"])

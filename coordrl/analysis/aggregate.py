@@ -19,9 +19,11 @@ from rliable import library as rly
 from rliable import metrics
 
 from coordrl.analysis.atari_scores import has_reference_scores, human_normalized
+from coordrl.analysis.minatar_scores import has_minatar_scores, minatar_normalized
 
 AGGREGATE_METRICS = ("IQM", "Median", "Mean", "Optimality gap")
 HUMAN = "human-normalised"
+MINATAR = "MinAtar-normalised"
 MIN_MAX = "min-max"
 
 
@@ -42,6 +44,8 @@ def normalize_game(
     """Normalise one game's per-run scores of every variant.
 
     Atari games of the 57-game table: human-normalised, ``(x - random) / (human - random)``.
+    MinAtar games: ``(x - random) / (reference - random)`` with the fixed scores of
+    :mod:`coordrl.analysis.minatar_scores` (0 = random play, 1 = the MinAtar paper's DQN).
     Anything else: min-max over all runs of that game (all variants pooled),
     ``(x - min) / (max - min)``, so 0 is the worst and 1 the best run; all scores 0 when every
     run scored the same.
@@ -49,12 +53,17 @@ def normalize_game(
     :param game: game name.
     :param is_atari: whether the runs say the game is Atari.
     :param scores: variant -> per-run scores.
-    :return: the normalised scores and the method used (``"human-normalised"`` or ``"min-max"``).
+    :return: the normalised scores and the method used (:data:`HUMAN`, :data:`MINATAR` or
+        :data:`MIN_MAX`).
     """
     if is_atari and has_reference_scores(game):
         return {
             v: np.array([human_normalized(game, x) for x in s]) for v, s in scores.items()
         }, HUMAN
+    if has_minatar_scores(game):
+        return {
+            v: np.array([minatar_normalized(game, x) for x in s]) for v, s in scores.items()
+        }, MINATAR
     pooled = np.concatenate([np.asarray(s, dtype=float) for s in scores.values()])
     lo, hi = float(pooled.min()), float(pooled.max())
     span = hi - lo

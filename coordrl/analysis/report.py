@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from coordrl.analysis import plots, stats
-from coordrl.analysis.aggregate import AGGREGATE_METRICS, HUMAN
+from coordrl.analysis.aggregate import AGGREGATE_METRICS, MIN_MAX
 from coordrl.analysis.comparison import AUC, FINAL, Analysis, ComparisonRow
 from coordrl.files import atomic_write_text
 
@@ -210,11 +210,10 @@ def _normalisation_label(analysis: Analysis, algo: str) -> str:
     if agg is None:
         return ""
     methods = set(agg.normalisation.values())
-    if methods == {HUMAN}:
-        return "human-normalised"
-    if HUMAN not in methods:
-        return "min-max normalised"
-    return "normalised (human for Atari, min-max otherwise)"
+    if len(methods) == 1:
+        (method,) = methods
+        return "min-max normalised" if method == MIN_MAX else method
+    return "normalised (" + ", ".join(sorted(methods)) + ")"
 
 
 def write_plots(analysis: Analysis, out_dir: Path) -> dict[str, list[Path]]:
@@ -330,8 +329,10 @@ def _method_section(analysis: Analysis) -> str:
   scores with 95% stratified-bootstrap CIs, probability of improvement P({s.treatment} >
   {s.baseline}) and performance profiles (these two, and the learning-curve bands, with at
   most 2000 resamples). Atari games are human-normalised with the DQN Zoo random/human table;
-  other environments are min-max normalised over all runs of that environment (and
-  algorithm), so 0 = the worst run and 1 = the best run of that game. Aggregates need the
+  MinAtar games with fixed references (0 = a random policy measured here, 1 = the MinAtar
+  paper's DQN at 5M frames; coordrl/analysis/minatar_scores.py); other environments are
+  min-max normalised over all runs of that environment (and algorithm), so 0 = the worst run
+  and 1 = the best run of that game. Aggregates need the
   same number of runs per game: each variant uses the first k seeds of every game, k = the
   fewest seeds any game has (games with one seed are left out when others have more).
 """
