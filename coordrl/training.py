@@ -329,7 +329,7 @@ class _RunCallback(BaseCallback):
             # The final evaluation (after learn) covers the last step.
             if n < self.config.timesteps and not self._evaluate(n):
                 return False
-        if self.status_lines and n >= self._next_status:
+        if self.status_lines and self._next_status <= n <= self.config.timesteps:
             self._next_status = _next_multiple(n, max(self.config.timesteps // 10, 1))
             fps = self.fps()
             eta = (self.config.timesteps - n) / max(fps, 1e-9)

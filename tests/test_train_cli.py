@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,8 @@ def test_pong_train_then_evaluate(algo, tmp_path, capsys):
     ]
     rc, out, err = run_main(train.main, argv, capsys)
     assert rc == 0, err
+    percents = [int(m) for m in re.findall(r"\((\d+)%\)", out)]
+    assert percents and max(percents) <= 100  # status lines stop at the target
     run_dir = tmp_path / f"Pong_{algo}_conv_s0"
     result = assert_complete(run_dir, 192)
     assert (result.game, result.env_id, result.is_atari, result.variant) == (
