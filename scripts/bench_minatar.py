@@ -33,11 +33,11 @@ import argparse
 import cProfile
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
+
+from _bench import run_arm_subprocess
 
 ARMS = {
     "sb3": "(a) plain SB3: gym.make + DummyVecEnv + PPO",
@@ -163,15 +163,10 @@ def _run_arm(args: argparse.Namespace, arm: str) -> Timing:
 
 
 def _run_arm_subprocess(argv: list[str], arm: str) -> Timing:
-    env = dict(os.environ)
-    if arm in ("coordrl", "sb3-passive"):
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--only", arm]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return Timing(**json.loads(line[len("RESULT ") :]))
-    raise RuntimeError(f"{arm} arm failed:\n{proc.stdout}\n{proc.stderr}")
+    """Run ``--only arm`` in a fresh process with the arm's OpenMP setting."""
+    return Timing(
+        **run_arm_subprocess(__file__, argv, arm, passive=arm in ("coordrl", "sb3-passive"))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,13 +29,13 @@ import argparse
 import cProfile
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch as th
+from _bench import run_arm_subprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -131,17 +131,7 @@ def _run_arm(args, arm: str, game: str, n_envs: int, hyperparams, variant) -> Ti
 
 def _run_arm_subprocess(argv: list[str], arm: str) -> Timing:
     """Run ``--only arm`` in a fresh process with the arm's OpenMP setting."""
-    env = dict(os.environ)
-    if arm == "reference":
-        pass  # the process's defaults, as SB3 users get them
-    else:
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as coordrl.train sets it
-    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--only", arm]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return Timing(**json.loads(line[len("RESULT ") :]))
-    raise RuntimeError(f"{arm} arm failed:\n{proc.stdout}\n{proc.stderr}")
+    return Timing(**run_arm_subprocess(__file__, argv, arm, passive=arm != "reference"))
 
 
 def main(argv: list[str] | None = None) -> int:
