@@ -339,13 +339,8 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     prefer_passive_openmp()  # before anything imports torch
     run_dir, config, checkpoint = _prepare(args, argv)
-    from coordrl.hardware import resolve_device
     from coordrl.training import StopFlag, run_training
 
-    try:
-        resolve_device(config.device)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     stop = StopFlag()
     old_handlers: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():

@@ -34,7 +34,7 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import VecEnv
 
 from coordrl import __version__, runs
-from coordrl._cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from coordrl._cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, MAX_STEPS, UsageError
 from coordrl.agents.config import ALGOS, AlgoConfig, ConfigError, config_from_dict
 from coordrl.agents.factory import (
     build_model,
@@ -90,8 +90,6 @@ def check_config(config: RunConfig, source: str = "config") -> None:
     :param source: where it came from, for the error message (``--timesteps``, a file...)
     :raises ValueError: the first problem found (``ConfigError`` is a ``ValueError``)
     """
-    from coordrl._cli import MAX_STEPS
-
     if config.algo not in ALGOS:
         raise ValueError(f"{source}: unknown algorithm {config.algo!r}")
     if not 1 <= config.timesteps <= MAX_STEPS:
