@@ -134,7 +134,7 @@ def make_atari_vec_env(
     backend: Backend = "native",
     training: bool = True,
     n_stack: int = 4,
-    num_threads: int | None = None,
+    repeat_action_probability: float = 0.0,
 ) -> VecEnv:
     """A vector env of an Atari game with the SB3 / rl-zoo3 Atari preprocessing.
 
@@ -148,7 +148,8 @@ def make_atari_vec_env(
         learning); ``False``: evaluation env playing full games with unclipped rewards. In both
         cases ``info["episode"]`` holds the full-game unclipped score at game end.
     :param n_stack: number of stacked frames.
-    :param num_threads: native backend only: C++ worker threads (default: min(n_envs, cores)).
+    :param repeat_action_probability: ALE's sticky actions, in both backends (0, as in
+        ``NoFrameskip-v4``, is what SB3 / rl-zoo3 train on).
     :return: an SB3 ``VecEnv`` with observations ``(n_stack, 84, 84)`` uint8.
     """
     if backend not in BACKENDS:
@@ -165,17 +166,22 @@ def make_atari_vec_env(
             seed=seed,
             training=training,
             n_stack=n_stack,
-            num_threads=num_threads,
             noop_max=NOOP_MAX,
             frame_skip=FRAME_SKIP,
             screen_size=SCREEN_SIZE,
             max_frames_per_episode=MAX_FRAMES_PER_EPISODE,
+            repeat_action_probability=repeat_action_probability,
         )
-    return _make_sb3_atari_vec_env(name, n_envs, seed, training, n_stack)
+    return _make_sb3_atari_vec_env(name, n_envs, seed, training, n_stack, repeat_action_probability)
 
 
 def _make_sb3_atari_vec_env(
-    name: str, n_envs: int, seed: int | None, training: bool, n_stack: int
+    name: str,
+    n_envs: int,
+    seed: int | None,
+    training: bool,
+    n_stack: int,
+    repeat_action_probability: float = 0.0,
 ) -> VecEnv:
     """SB3's own pipeline, exactly as rl-zoo3 builds it (Monitor inside AtariWrapper)."""
     try:
@@ -185,10 +191,10 @@ def _make_sb3_atari_vec_env(
             "the 'sb3' Atari backend needs OpenCV: pip install opencv-python-headless"
         ) from exc
     env_id = atari_env_id(name)
-    env_kwargs: dict = {}
+    env_kwargs: dict = {"repeat_action_probability": repeat_action_probability}
     if env_id.startswith("ALE/"):
-        # v5 defaults differ from NoFrameskip-v4: undo frame skipping and sticky actions.
-        env_kwargs = {"frameskip": 1, "repeat_action_probability": 0.0}
+        # v5 defaults differ from NoFrameskip-v4: undo frame skipping (and sticky actions above).
+        env_kwargs["frameskip"] = 1
     wrapper_kwargs = {"noop_max": NOOP_MAX, "frame_skip": FRAME_SKIP, "screen_size": SCREEN_SIZE}
     if not training:
         wrapper_kwargs.update(terminal_on_life_loss=False, clip_reward=False)

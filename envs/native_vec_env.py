@@ -1,44 +1,38 @@
-"""ale-py's native C++ vector env (``ale_py.vector_env.AtariVectorEnv``) behind SB3's ``VecEnv``.
+"""ale-py's native C++ Atari env behind SB3's ``VecEnv``, playing by SB3's Atari protocol.
 
-The C++ side does the Atari preprocessing (no-op starts, FIRE reset, frame skip with max-pool,
-84x84 grayscale, frame stacking, the frame cap) on its own threads. This adapter adds what SB3
-expects from ``make_atari_env(...)`` + ``VecFrameStack``, which no library provides for the
-native env, so it is written here by hand:
+What SB3 / rl-zoo3 users train on is ``make_atari_env("<Game>NoFrameskip-v4")`` +
+``VecFrameStack(4)``: per game, ``Monitor`` inside ``AtariWrapper`` (``NoopResetEnv``,
+``MaxAndSkipEnv``, ``EpisodicLifeEnv`` for training, ``FireResetEnv``, ``WarpFrame``,
+``ClipRewardEnv`` for training) under ``DummyVecEnv``. :class:`NativeAtariVecEnv` plays the same
+protocol step for step (tests/test_envs_protocol.py checks it against that stack):
 
-* ``info["episode"] = {"r", "l", "t"}`` as SB3's ``Monitor`` (which sits *inside*
-  ``AtariWrapper``) reports it: the real unclipped full-game score, the length in emulator
-  frames (reset frames included), wall time since creation; only when the game really ends.
-* life loss as terminal for learning and rewards clipped to their sign, computed here from the
-  raw rewards (the C++ env runs with ``reward_clipping=False``) so ``"r"`` stays unclipped.
-* ``terminal_observation`` on every done and ``TimeLimit.truncated`` on every step, as SB3's
-  ``DummyVecEnv`` sets them, and the frame stack zero-filled after a life loss, as
-  ``VecFrameStack`` does after any done.
+* each game runs on its own one-game ale-py C++ ``AtariVectorEnv``, which does what sits at or
+  below ``MaxAndSkipEnv`` level: game reset with the no-op start, frame skip with max-pooling of
+  the last two frames, 84x84 grey (pixel-identical to ``WarpFrame``). Each has a C++ worker
+  thread, so the games of one step run in parallel; one env per game (rather than one C++ env for
+  all) is what lets a single game play the extra steps SB3 plays in a reset while the others wait.
+* written here, by hand, because no library does it for the native env: what SB3's wrappers above
+  ``MaxAndSkipEnv`` do, each function below names the wrapper it follows: FIRE then action 2
+  after every reset (``FireResetEnv``), a lost life as terminal followed by a NOOP step before
+  those (``EpisodicLifeEnv``), reward clipping, the full-game unclipped ``info["episode"]``
+  (``Monitor``), ``terminal_observation`` / ``TimeLimit.truncated`` (``DummyVecEnv``), and the
+  frame stack with its zero-fill after every done (``VecFrameStack``).
 
-Verified ale-py (0.12) behaviour this relies on (see tests/test_envs_native.py):
+ale-py (0.12) behaviour this relies on (see tests/test_envs_native.py):
 
-* ``episodic_life=True`` *resets the whole game* on a life loss (unlike SB3's
-  ``EpisodicLifeEnv``), so it is not used; ``life_loss_info=True`` only reports
-  ``terminated=True`` on a life loss while the game goes on.
-* ``autoreset_mode="SameStep"`` resets a sub-env in the step where its episode (game over or
-  frame cap) ends; the step returns the first observation of the next episode, the pre-reset
-  reward/terminated/truncated, and ``info["final_obs"]`` (valid only for the envs that reset;
-  other rows are stale); ``lives``/``frame_number``/``episode_frame_number`` are post-reset.
-* Life-loss terminals do not reset, so the episode continues: ``episode_frame_number`` grows by
-  exactly ``frameskip`` on every step that does not reset.
+* the C++ env draws its no-ops uniformly from ``0 .. noop_max - 1`` frames; SB3's
+  ``NoopResetEnv`` from ``1 .. noop_max``. The C++ env is built with ``noop_max + 1`` and a start
+  with 0 no-ops is redrawn (the count is ALE's episode frame number right after the reset), which
+  gives exactly SB3's distribution.
+* ``autoreset_mode="SameStep"`` resets a game in the step where it ends, returning the first
+  frame of the next game and ``info["final_obs"]``; ``lives`` and frame numbers are post-reset.
 
-Known differences from SB3's pipeline (small; the random-policy scores of both backends agree,
-tests/test_envs_consistency.py):
+Differences that remain (measured effect: none detectable, tests/test_envs_consistency.py):
 
-* After a life loss SB3 plays a NOOP step and, in games with FIRE, a FIRE and an action-2 step
-  before the agent acts again (``EpisodicLifeEnv.reset`` + ``FireResetEnv.reset``); here the
-  game simply continues, so e.g. in Breakout the agent presses FIRE itself (as with envpool).
-  The C++ env steps all sub-envs together, so it cannot play extra steps for one of them.
-* Game start: ale-py presses FIRE, then plays 0-29 no-op frames; SB3 plays 1-30 no-op frames,
-  then a FIRE step and an action-2 step (so SB3's Breakout starts do not depend on the seed).
-* The frame cap counts frames after the no-op start (SB3's from the game reset).
-
-The frames themselves are pixel-identical to SB3's ``MaxAndSkipEnv`` + ``WarpFrame`` output on
-the same emulator states (tests/test_envs_native.py).
+* the 108k-frame cap is checked after each 4-frame step, so a capped game runs 0-3 frames longer
+  than SB3's, which cuts it inside the step;
+* rewards scored during the no-op frames of a reset are not counted in ``info["episode"]["r"]``
+  (SB3's Monitor counts them; no game scores in its first 30 frames of no-ops).
 """
 
 from __future__ import annotations
@@ -65,36 +59,138 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from coordrl.envs.vec_env_base import EmulatedVecEnv
-from coordrl.hardware import available_cores
 
 _ACTION_NAMES = {action: name for name, action in Action.__members__.items()}
+NOOP, FIRE, ACTION_2 = 0, 1, 2  # action indices FireResetEnv / EpisodicLifeEnv press
+
+
+class _Game:
+    """One game on a one-game ale-py C++ env: SB3's ``NoopResetEnv`` + ``MaxAndSkipEnv`` +
+    ``WarpFrame`` level, the frame cap, and the score and length ``Monitor`` reports.
+
+    :param rom: ale-py ROM id.
+    :param noop_max: SB3's ``noop_max``: each game starts with 1 to ``noop_max`` no-op frames
+        (0: none).
+    :param frame_skip: emulator frames per step (max-pooled over the last two).
+    :param screen_size: frame height and width.
+    :param max_frames: frames after which a game is truncated (counted from its reset, as ALE's
+        ``max_num_frames_per_episode`` counts them in SB3's env).
+    :param repeat_action_probability: ALE's sticky-action probability.
+    """
+
+    def __init__(
+        self,
+        rom: str,
+        noop_max: int,
+        frame_skip: int,
+        screen_size: int,
+        max_frames: int,
+        repeat_action_probability: float,
+    ) -> None:
+        self.noop_max = noop_max
+        self.max_frames = max_frames
+        self.ale = AtariVectorEnv(
+            rom,
+            1,
+            num_threads=1,
+            autoreset_mode="SameStep",
+            episodic_life=False,  # would reset the whole game on a life loss
+            life_loss_info=False,  # life loss is read from the lives, as EpisodicLifeEnv does
+            reward_clipping=False,  # clipped by NativeAtariVecEnv; Monitor needs the raw score
+            noop_max=noop_max + 1 if noop_max > 0 else 0,  # 0..noop_max; 0 is redrawn
+            use_fire_reset=False,  # FireResetEnv's steps are played by NativeAtariVecEnv
+            frameskip=frame_skip,
+            maxpool=True,
+            stack_num=1,  # stacked by NativeAtariVecEnv, which zero-fills as VecFrameStack
+            img_height=screen_size,
+            img_width=screen_size,
+            grayscale=True,
+            repeat_action_probability=repeat_action_probability,
+            full_action_space=False,
+            # The C++ cap counts frames after the no-ops; the cap of this class counts from the
+            # reset (as SB3's) and so always comes first.
+            max_num_frames_per_episode=max_frames + frame_skip,
+        )
+        self.action_set = list(self.ale.ale.get_action_set())
+        self.lives = 0
+        self.score = 0.0  # raw score of the current game, as Monitor sums it
+        self.noops: list[int] = []  # no-op frames of every game start, in order (for tests)
+        self._action = np.zeros(1, dtype=np.int32)
+        self._game_start = 0  # ALE global frame number at the current game's reset
+        self._frame_number = 0
+        self._next_game: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """``NoopResetEnv.reset``: a new game after 1..noop_max no-op frames; its first frame.
+
+        :param seed: reseeds the emulator (the first reset of a seeded env), else ``None``.
+        """
+        if self._next_game is not None and seed is None:  # the C++ env reset at game over
+            obs, info = self._next_game
+        else:
+            obs, info = self.ale.reset(seed=np.array([-1 if seed is None else seed]))
+        self._next_game = None
+        while self.noop_max > 0 and int(info["episode_frame_number"][0]) == 0:
+            obs, info = self.ale.reset(seed=np.array([-1]))
+        self.noops.append(int(info["episode_frame_number"][0]))
+        self.lives = int(info["lives"][0])
+        self._frame_number = int(info["frame_number"][0])
+        self._game_start = self._frame_number - int(info["episode_frame_number"][0])
+        self.score = 0.0
+        return obs[0, -1].copy()
+
+    def send(self, action: int) -> None:
+        """Start one step (``frame_skip`` frames) with ``action``; :meth:`recv` returns it."""
+        self._action[0] = action
+        self.ale.send(self._action)
+
+    def recv(self) -> tuple[np.ndarray, float, bool, bool]:
+        """The step started by :meth:`send`: ``MaxAndSkipEnv.step``'s frame, raw reward,
+        ``terminated`` (game over) and ``truncated`` (frame cap).
+
+        After a game end the frame is the game's last one and :meth:`reset` starts the next.
+        """
+        obs, reward, terminated, truncated, info = self.ale.recv()
+        self.score += float(reward[0])
+        if terminated[0] or truncated[0]:  # the C++ env has started the next game already
+            self._next_game = (obs.copy(), info)
+            # the ended game's last frame number = the new game's start
+            self._frame_number = int(info["frame_number"][0]) - int(info["episode_frame_number"][0])
+            self.lives = 0
+            final = info["final_obs"][0, -1].copy()
+            return final, float(reward[0]), bool(terminated[0]), bool(truncated[0])
+        self._frame_number = int(info["frame_number"][0])
+        self.lives = int(info["lives"][0])
+        truncated = self._frame_number - self._game_start >= self.max_frames
+        return obs[0, -1].copy(), float(reward[0]), False, bool(truncated)
+
+    @property
+    def length(self) -> int:
+        """Emulator frames since the current game's reset (``Monitor``'s episode length)."""
+        return self._frame_number - self._game_start
+
+    def close(self) -> None:
+        self.ale.close()
 
 
 class NativeAtariVecEnv(EmulatedVecEnv):
-    """SB3 ``VecEnv`` over ale-py's C++ ``AtariVectorEnv`` with SB3's Atari semantics.
+    """SB3 ``VecEnv`` of ale-py C++ Atari games with SB3's Atari protocol (see module docstring).
 
     :param rom: ale-py ROM id (snake_case), e.g. ``"pong"``, ``"ms_pacman"``.
-    :param n_envs: number of sub-environments.
+    :param n_envs: number of sub-environments (one game and one C++ thread each).
     :param seed: sub-env ``i`` is seeded with ``seed + i`` at the first reset (``None``: random).
     :param training: ``True``: life loss gives ``done`` and rewards are clipped to their sign;
         ``False``: full games, unclipped rewards. ``info["episode"]`` is unclipped either way.
-    :param n_stack: number of stacked frames (stacked in C++).
-    :param num_threads: C++ worker threads; default ``min(n_envs, available cores)``.
-    :param noop_max: at most this many no-op frames at the start of a game.
+    :param n_stack: number of stacked frames.
+    :param noop_max: at most this many no-op frames at the start of a game (at least 1).
     :param frame_skip: emulator frames per agent step (max-pooled over the last two).
     :param screen_size: observation height and width.
     :param max_frames_per_episode: emulator-frame cap of a game (truncation).
+    :param repeat_action_probability: ALE's sticky actions (0 in ``NoFrameskip-v4``).
     """
 
     # SB3 wrappers whose behaviour this env reproduces (answers of ``env_is_wrapped``).
-    _EMULATED_WRAPPERS = (
-        Monitor,
-        AtariWrapper,
-        NoopResetEnv,
-        MaxAndSkipEnv,
-        FireResetEnv,
-        WarpFrame,
-    )
+    _EMULATED_WRAPPERS = (Monitor, AtariWrapper, NoopResetEnv, MaxAndSkipEnv, WarpFrame)
     _TRAINING_WRAPPERS = (EpisodicLifeEnv, ClipRewardEnv)
     _label = "the native Atari env"
     _alternative = "use backend='sb3'"
@@ -106,145 +202,160 @@ class NativeAtariVecEnv(EmulatedVecEnv):
         seed: int | None = None,
         training: bool = True,
         n_stack: int = 4,
-        num_threads: int | None = None,
         noop_max: int = 30,
         frame_skip: int = 4,
         screen_size: int = 84,
         max_frames_per_episode: int = 108_000,
+        repeat_action_probability: float = 0.0,
     ) -> None:
-        if num_threads is None:
-            num_threads = min(n_envs, available_cores())
-        if num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         self.rom = rom
         self.training = training
         self.n_stack = n_stack
         self.frame_skip = frame_skip
-        self.num_threads = num_threads
-        self._ale = AtariVectorEnv(
-            rom,
-            n_envs,
-            num_threads=num_threads,
-            autoreset_mode="SameStep",
-            episodic_life=False,  # would reset the whole game on a life loss
-            life_loss_info=training,  # terminated=True on life loss, game goes on
-            reward_clipping=False,  # clipped here, so info["episode"] gets the raw score
-            noop_max=noop_max,
-            use_fire_reset=True,
-            frameskip=frame_skip,
-            maxpool=True,
-            stack_num=n_stack,
-            img_height=screen_size,
-            img_width=screen_size,
-            grayscale=True,
-            repeat_action_probability=0.0,
-            full_action_space=False,
-            max_num_frames_per_episode=max_frames_per_episode,
-        )
-        self._action_set = list(self._ale.ale.get_action_set())
+        self._games = [
+            _Game(
+                rom,
+                noop_max,
+                frame_skip,
+                screen_size,
+                max_frames_per_episode,
+                repeat_action_probability,
+            )
+            for _ in range(n_envs)
+        ]
+        self._action_set = self._games[0].action_set
+        # SB3's AtariWrapper adds FireResetEnv where the minimal action set has FIRE (index 1).
+        self._fire_reset = "FIRE" in self.get_action_meanings()
         observation_space = spaces.Box(0, 255, (n_stack, screen_size, screen_size), np.uint8)
         action_space = spaces.Discrete(len(self._action_set))
         super().__init__(n_envs, observation_space, action_space)
 
         self._t_start = time.time()
         self._actions: np.ndarray | None = None
-        self._episode_return = np.zeros(n_envs, dtype=np.float64)
-        self._episode_frame_base = np.zeros(n_envs, dtype=np.int64)
-        self._prev_lives = np.zeros(n_envs, dtype=np.int32)
-        self._prev_episode_frame = np.zeros(n_envs, dtype=np.int64)
-        self._zero_frames = np.zeros(n_envs, dtype=np.int64)
+        self._lives = np.zeros(n_envs, dtype=np.int64)  # EpisodicLifeEnv.lives
+        self._stack = np.zeros((n_envs, *observation_space.shape), dtype=np.uint8)
         if seed is not None:
             self.seed(seed)
             self.action_space.seed(seed)
 
     # ------------------------------------------------------------------ core API
     def reset(self) -> np.ndarray:
-        """Reset every sub-env (using the seeds set by :meth:`seed`, once) and return obs."""
-        seeds = np.array(
-            [-1 if s is None else int(s) % (2**31 - 1) for s in self._seeds], dtype=np.int64
-        )
-        obs, info = self._ale.reset(seed=seeds)
+        """Start a new game in every sub-env (using the seeds set by :meth:`seed`, once).
+
+        Unlike SB3's stack, where ``EpisodicLifeEnv`` turns a ``reset()`` in the middle of a
+        training game into a NOOP step (SB3 warns that this confuses), this always starts new
+        games. SB3's algorithms reset only fresh envs, so training is the same.
+        """
+        self._stack[:] = 0
+        for i, seed in enumerate(self._seeds):
+            seed = None if seed is None else int(seed) % (2**31 - 1)
+            self._stack[i, -1] = self._fire_reset_env(i, real_done=True, seed=seed)
         self._reset_seeds()
         self._reset_options()
-        self._episode_return[:] = 0.0
-        self._start_episodes(np.ones(self.num_envs, dtype=bool), info)
-        self._zero_frames[:] = 0
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._needs_reset = False
-        return obs
+        return self._stack.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
         actions = self._check_actions(actions, f" for {self.rom}")
-        self._ale.send(actions.astype(np.int32, copy=False))
+        for game, action in zip(self._games, actions, strict=True):
+            game.send(int(action))  # the games step in parallel on their C++ threads
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
         self._actions = None
-        obs, raw_rewards, terminated, truncated, info = self._ale.recv()
-        lives = info["lives"]
-        episode_frame = info["episode_frame_number"].astype(np.int64)
-        dones = terminated | truncated
-        # A done without a reset is a life loss: the game went on (frames grew by exactly one
-        # step, lives dropped but are not zero). Every other done reset the game (SameStep).
-        life_lost = (
-            terminated
-            & ~truncated
-            & (episode_frame == self._prev_episode_frame + self.frame_skip)
-            & (lives > 0)
-            & (lives < self._prev_lives)
-        )
-        game_over = dones & ~life_lost
-        self._episode_return += raw_rewards
-
-        infos: list[dict[str, Any]] = [
-            {"TimeLimit.truncated": bool(truncated[i] and not terminated[i])}
-            for i in range(self.num_envs)
-        ]
-        if dones.any():
-            now = round(time.time() - self._t_start, 6)
-            final_obs = info.get("final_obs")
-            for i in np.flatnonzero(dones):
-                if game_over[i]:
-                    infos[i]["terminal_observation"] = final_obs[i].copy()
-                    # Frames of the finished game = global frames before the reset (the
-                    # post-reset frame_number minus the new game's own frames) - game start.
-                    end_frame = int(info["frame_number"][i]) - int(episode_frame[i])
-                    infos[i]["episode"] = {
-                        "r": round(float(self._episode_return[i]), 6),
-                        "l": end_frame - int(self._episode_frame_base[i]),
-                        "t": now,
+        frames = np.empty((self.num_envs, *self._stack.shape[2:]), dtype=np.uint8)
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        dones = np.zeros(self.num_envs, dtype=bool)
+        infos: list[dict[str, Any]] = []
+        terminal_frames: dict[int, np.ndarray] = {}
+        for i, game in enumerate(self._games):
+            frame, reward, game_over, truncated = game.recv()
+            terminated = game_over or self._life_lost(i)
+            rewards[i] = np.sign(reward) if self.training else reward  # ClipRewardEnv
+            info: dict[str, Any] = {"TimeLimit.truncated": truncated and not terminated}
+            frames[i] = frame
+            if terminated or truncated:  # DummyVecEnv: keep the last frame, reset the env
+                dones[i] = True
+                terminal_frames[i] = frame
+                real_done = game_over or truncated
+                if real_done:  # Monitor: the full game's raw score and length in frames
+                    info["episode"] = {
+                        "r": round(game.score, 6),
+                        "l": game.length,
+                        "t": round(time.time() - self._t_start, 6),
                     }
-                else:
-                    infos[i]["terminal_observation"] = obs[i].copy()
-            self._episode_return[game_over] = 0.0
-            self._start_episodes(game_over, info)
-            # VecFrameStack zero-fills the stack after every done; the C++ stack is cleared on
-            # game reset only, so after a life loss hide the pre-loss frames for n_stack-1 steps.
-            self._zero_frames[game_over] = 0
-            self._zero_frames[life_lost] = self.n_stack - 1
-        for i in np.flatnonzero(self._zero_frames):
-            obs[i, : self._zero_frames[i]] = 0
-            self._zero_frames[i] -= 1
+                frames[i] = self._fire_reset_env(i, real_done)
+            infos.append(info)
+        return self._stack_frames(frames, dones, terminal_frames, infos), rewards, dones, infos
 
-        self._prev_lives = lives.copy()
-        self._prev_episode_frame = episode_frame
-        rewards = np.sign(raw_rewards) if self.training else raw_rewards
-        return obs, rewards.astype(np.float32), dones, infos
+    # ------------------------------------------------------------------ SB3's wrappers
+    def _life_lost(self, i: int) -> bool:
+        """``EpisodicLifeEnv.step`` (training only): a lost life is terminal; tracks lives."""
+        lives = self._games[i].lives
+        lost = self.training and 0 < lives < self._lives[i]
+        self._lives[i] = lives
+        return bool(lost)
 
-    def _start_episodes(self, mask: np.ndarray, info: dict[str, np.ndarray]) -> None:
-        """Record where the games flagged in ``mask`` started (right after their reset)."""
-        frame = info["frame_number"].astype(np.int64)
-        episode_frame = info["episode_frame_number"].astype(np.int64)
-        self._episode_frame_base[mask] = (frame - episode_frame)[mask]
-        self._prev_lives[mask] = info["lives"][mask]
-        self._prev_episode_frame[mask] = episode_frame[mask]
+    def _step_game(self, i: int, action: int) -> tuple[np.ndarray, bool, bool]:
+        """One step of game ``i`` alone, inside a reset: its frame, ``terminated`` (game over
+        or, for training, a lost life) and ``real_done`` (the game ended). The reward is
+        dropped, as the wrappers drop it, but counts in the game's score, as Monitor's."""
+        game = self._games[i]
+        game.send(action)
+        frame, _, game_over, truncated = game.recv()
+        life_lost = self._life_lost(i)
+        return frame, game_over or truncated or life_lost, game_over or truncated
+
+    def _life_reset(self, i: int, real_done: bool, seed: int | None = None) -> np.ndarray:
+        """``EpisodicLifeEnv.reset`` (training): a new game after a game end, else a NOOP step
+        (and a new game if that ends it); for evaluation, ``NoopResetEnv.reset``."""
+        game = self._games[i]
+        if real_done or not self.training:
+            frame = game.reset(seed)
+        else:
+            frame, _, real_done = self._step_game(i, NOOP)
+            if real_done:
+                frame = game.reset()
+        self._lives[i] = game.lives
+        return frame
+
+    def _fire_reset_env(self, i: int, real_done: bool, seed: int | None = None) -> np.ndarray:
+        """``FireResetEnv.reset`` over :meth:`_life_reset`: FIRE, then action 2, in games with
+        FIRE; the first frame the agent sees."""
+        frame = self._life_reset(i, real_done, seed)
+        if not self._fire_reset:
+            return frame
+        for action in (FIRE, ACTION_2):
+            frame, terminated, real_done = self._step_game(i, action)
+            if terminated:
+                self._life_reset(i, real_done)
+        return frame  # as SB3's: the frame of the action-2 step, even if a reset followed it
+
+    def _stack_frames(
+        self,
+        frames: np.ndarray,
+        dones: np.ndarray,
+        terminal_frames: dict[int, np.ndarray],
+        infos: list[dict[str, Any]],
+    ) -> np.ndarray:
+        """``VecFrameStack``: shift in the new frames; a done env's ``terminal_observation`` is
+        its previous frames plus its last one, and its stack restarts from zeros."""
+        self._stack[:, :-1] = self._stack[:, 1:]
+        for i, frame in terminal_frames.items():
+            infos[i]["terminal_observation"] = np.concatenate(
+                (self._stack[i, :-1], frame[None]), axis=0
+            )
+            self._stack[i] = 0
+        self._stack[:, -1] = frames
+        return self._stack.copy()
 
     def close(self) -> None:
-        if self._ale is not None:
-            self._ale.close()
-            self._ale = None  # type: ignore[assignment]
+        for game in self._games:
+            game.close()
+        self._games = []
 
     # ------------------------------------------------------------------ attributes
     def get_action_meanings(self) -> list[str]:
@@ -255,4 +366,5 @@ class NativeAtariVecEnv(EmulatedVecEnv):
         return {"get_action_meanings": self.get_action_meanings}
 
     def _emulated_wrappers(self) -> tuple[type[gym.Wrapper], ...]:
-        return self._EMULATED_WRAPPERS + (self._TRAINING_WRAPPERS if self.training else ())
+        wrappers = self._EMULATED_WRAPPERS + (FireResetEnv,) * self._fire_reset
+        return wrappers + (self._TRAINING_WRAPPERS if self.training else ())

