@@ -1,18 +1,20 @@
 """Is CoordConv better? Compare two variants over the runs of a sweep.
 
-``python -m coordrl.compare SWEEP_DIR [--baseline conv] [--treatment coordconv] [--out DIR]``
+``python -m coordrl.compare SWEEP_DIR [SWEEP_DIR ...] [--baseline conv] [--treatment coordconv]
+[--by variant] [--out DIR]``
 
-Reads every run directory under ``SWEEP_DIR`` (``result.json`` of complete runs; failed,
+Reads every run directory under every ``SWEEP_DIR`` (``result.json`` of complete runs; failed,
 interrupted and missing runs are listed and excluded), computes per-game statistics
 (:mod:`coordrl.analysis.stats`) and rliable aggregates (:mod:`coordrl.analysis.aggregate`),
-writes a report directory (``report.md``, CSV tables, PNG plots; default ``SWEEP_DIR/report``)
-and prints
+writes a report directory (``report.md``, CSV tables, PNG plots; default ``SWEEP_DIR/report``,
+with several sweeps their common parent's ``report``) and prints
 the main table. Exit codes: 0 done, 2 bad input (no results, unknown variant, corrupt file).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import warnings
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from coordrl._cli import OneLineArgumentParser, UsageError, count_type, fail, run_cli
 from coordrl.runs import CorruptRunError
+from coordrl.sweeps.results import GROUP_BY
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,12 +31,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Statistical comparison of a treatment variant against a baseline variant "
         "over the runs of a sweep directory.",
     )
-    parser.add_argument("sweep_dir", type=Path, help="sweep directory (or any tree of run dirs)")
-    parser.add_argument("--baseline", default="conv", help="baseline variant (default: conv)")
     parser.add_argument(
-        "--treatment", default="coordconv", help="treatment variant (default: coordconv)"
+        "sweep_dirs",
+        type=Path,
+        nargs="+",
+        metavar="sweep_dir",
+        help="sweep directory (or any tree of run dirs); several are read as one",
     )
-    parser.add_argument("--out", type=Path, help="report directory (default: SWEEP_DIR/report)")
+    parser.add_argument("--baseline", default="conv", help="baseline group (default: conv)")
+    parser.add_argument(
+        "--treatment", default="coordconv", help="treatment group (default: coordconv)"
+    )
+    parser.add_argument(
+        "--by",
+        choices=GROUP_BY,
+        default="variant",
+        help="what the groups are: the runs' variant (default) or their env backend",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="report directory (default: SWEEP_DIR/report, or the sweep "
+        "dirs' common parent/report)",
+    )
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
     parser.add_argument(
         "--bootstrap",
@@ -55,12 +75,19 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 
 def _main(argv: list[str]) -> int:
     args = _parse_args(argv)
-    sweep_dir: Path = args.sweep_dir
-    out_dir: Path = args.out if args.out is not None else sweep_dir / "report"
-    if not sweep_dir.is_dir():
-        return fail(f"sweep directory {sweep_dir} does not exist")
-    if out_dir.resolve() == sweep_dir.resolve():
+    sweep_dirs: list[Path] = args.sweep_dirs
+    for sweep_dir in sweep_dirs:
+        if not sweep_dir.is_dir():
+            return fail(f"sweep directory {sweep_dir} does not exist")
+    if len({d.resolve() for d in sweep_dirs}) < len(sweep_dirs):
+        return fail("a sweep directory is given twice")
+    common = Path(os.path.commonpath([d.resolve() for d in sweep_dirs]))
+    out_dir: Path = args.out if args.out is not None else common / "report"
+    if len(sweep_dirs) == 1 and args.out is None:
+        out_dir = sweep_dirs[0] / "report"
+    if any(out_dir.resolve() == d.resolve() for d in sweep_dirs):
         return fail("--out must be a directory of its own, not the sweep directory itself")
+    sweep_dir = sweep_dirs[0] if len(sweep_dirs) == 1 else common
 
     # Heavy imports (matplotlib, rliable) only once the arguments are known to be sane.
     import matplotlib
@@ -68,10 +95,10 @@ def _main(argv: list[str]) -> int:
     matplotlib.use("Agg")
     from coordrl.analysis.comparison import Settings, analyse
     from coordrl.analysis.report import terminal_table, write_report
-    from coordrl.sweeps.results import collect_runs
+    from coordrl.sweeps.results import collect_runs, merge_runs
 
     try:
-        runs = collect_runs(sweep_dir, exclude=out_dir)
+        runs = merge_runs([collect_runs(d, out_dir, args.by) for d in sweep_dirs])
     except CorruptRunError as e:
         return fail(str(e))
     if not runs.complete:
@@ -80,7 +107,9 @@ def _main(argv: list[str]) -> int:
             f"no complete run (no result.json) under {sweep_dir}"
             + (f"; {found} failed/interrupted/missing run(s) found" if found else "")
         )
-    settings = Settings(args.baseline, args.treatment, args.alpha, args.bootstrap, args.seed)
+    settings = Settings(
+        args.baseline, args.treatment, args.alpha, args.bootstrap, args.seed, group_by=args.by
+    )
     try:
         with warnings.catch_warnings():
             # rliable/arch and seaborn emit deprecation chatter that is not the user's concern.

@@ -17,9 +17,11 @@ from coordrl.runs import (
     CONFIG_FILE,
     ERROR_FILE,
     RESULT_FILE,
+    RunConfig,
     RunResult,
     parse_run_name,
     run_name,
+    write_config,
     write_result,
 )
 from coordrl.sweeps.results import collect_runs
@@ -296,3 +298,35 @@ def test_real_pixel_env_sweep_to_report(tmp_path):
     assert runs["coordrl-PointAtDot-v0_ppo_coordconv_s1"] == "missing"
     (row,) = _read_csv(tmp_path / "r2" / "comparison.csv")
     assert row["verdict"] == "no test"
+
+
+def _write_backend_run(root: Path, game: str, seed: int, final_mean: float, backend: str) -> None:
+    run_dir = _write_run(root, game, "conv", seed, final_mean)
+    config = RunConfig(
+        game=game, env_id=f"{game}NoFrameskip-v4", is_atari=True, algo="ppo", variant="conv",
+        coord_layers="none", with_r=False, seed=seed, timesteps=3000, n_envs=8,
+        env_backend=backend, device="cpu", eval_episodes=3, eval_freq=1000,
+        eval_deterministic=False, checkpoint_freq=0, keep_checkpoints=3,
+    )  # fmt: skip
+    write_config(run_dir, config)
+
+
+def test_compare_two_sweeps_by_env_backend(tmp_path, capsys):
+    """Two sweeps of one variant on two env backends: compared by the backend in config.yaml."""
+    for backend, shift in (("native", 0.0), ("sb3", 0.05)):
+        for seed in range(3):
+            _write_backend_run(tmp_path / backend, "Breakout", seed, 5.0 + seed + shift, backend)
+            _write_backend_run(tmp_path / backend, "Pong", seed, -20.0 + seed + shift, backend)
+    argv = [str(tmp_path / "native"), str(tmp_path / "sb3"), "--by", "env_backend"]
+    assert main([*argv, "--baseline", "sb3", "--treatment", "native", "--bootstrap", "200"]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert report.startswith("# Comparison by env_backend: native vs sb3")
+    rows = _read_csv(tmp_path / "report" / "comparison.csv")
+    rows = [r for r in rows if r["metric"] == "final return"]
+    assert {r["game"] for r in rows} == {"Breakout", "Pong"}
+    assert all(r["n_baseline"] == "3" and r["n_treatment"] == "3" for r in rows)
+    assert all(r["baseline"] == "sb3" and r["treatment"] == "native" for r in rows)
+    capsys.readouterr()
+    # Without --by, both sweeps hold the same conv runs: the second copies are duplicates.
+    assert main([*argv[:2], "--baseline", "conv", "--treatment", "native"]) == 2
+    assert "native" in capsys.readouterr().err

@@ -27,6 +27,8 @@ AUC = "AUC (mean return over training)"
 class Settings:
     """:param baseline: baseline variant. :param treatment: treatment variant.
     :param alpha: significance level. :param reps: bootstrap resamples. :param seed: bootstrap seed.
+    :param group_by: what baseline and treatment name (``variant``, or ``env_backend`` when the
+        runs' variant labels were replaced by their backend, see ``sweeps.results.collect_runs``).
     """
 
     baseline: str = "conv"
@@ -34,6 +36,7 @@ class Settings:
     alpha: float = 0.05
     reps: int = 5000
     seed: int = 0
+    group_by: str = "variant"
 
 
 @dataclass

@@ -448,7 +448,13 @@ def write_report(analysis: Analysis, out_dir: str | os.PathLike, command: str = 
     s = analysis.settings
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
-        f"# CoordConv comparison: {s.treatment} vs {s.baseline}\n\nGenerated {now}"
+        (
+            f"# CoordConv comparison: {s.treatment} vs {s.baseline}"
+            if s.group_by == "variant"
+            else f"# Comparison by {s.group_by}: {s.treatment} vs {s.baseline} (the variant "
+            f"column names the {s.group_by})"
+        )
+        + f"\n\nGenerated {now}"
         + (f" by `{command}`" if command else "")
         + f". alpha = {s.alpha}, bootstrap resamples = {s.reps}, bootstrap seed = {s.seed}.\n",
         _verdict_overview(analysis),

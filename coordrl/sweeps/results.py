@@ -30,6 +30,7 @@ from coordrl.runs import (
     RunResult,
     game_key,
     parse_run_name,
+    read_config,
     read_error,
     read_result,
     run_name,
@@ -39,12 +40,14 @@ from coordrl.sweeps.definition import RunSpec, SweepDefinition
 from coordrl.sweeps.layout import FAILED_DIR, RUNS_DIR, SweepDir, read_manifest_data
 
 __all__ = [
+    "GROUP_BY",
     "RunRecord",
     "SweepRuns",
     "collect_runs",
     "failed_runs_report",
     "format_table",
     "mean_final_return",
+    "merge_runs",
     "summary_rows",
     "summary_table",
 ]
@@ -178,15 +181,66 @@ def _expected_runs(manifest: dict[str, Any]) -> list[tuple[str, str, str, int]]:
     return expected
 
 
+#: What runs can be grouped by for a comparison: their variant, or a train option that every
+#: run's config.yaml records (e.g. the Atari env backend, to compare two sweeps of one variant).
+GROUP_BY: tuple[str, ...] = ("variant", "env_backend")
+
+
 def collect_runs(
-    sweep_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
+    sweep_dir: str | os.PathLike,
+    exclude: str | os.PathLike | None = None,
+    group_by: str = "variant",
 ) -> SweepRuns:
     """Find every run directory under ``sweep_dir`` and classify it.
 
     :param sweep_dir: the sweep directory (or any directory tree of run directories).
     :param exclude: a directory not to search (the report output directory).
-    :raises CorruptRunError: a ``result.json`` or ``manifest.json`` that cannot be read, named.
+    :param group_by: one of :data:`GROUP_BY`. With ``"env_backend"``, each run's ``variant``
+        (what the comparison groups by) is replaced by the backend its config.yaml records
+        (``native``, ``sb3``), and runs missing from the manifest by the manifest's backend.
+    :raises CorruptRunError: a ``result.json``, ``config.yaml`` or ``manifest.json`` that
+        cannot be read, named.
     """
+    if group_by not in GROUP_BY:
+        raise ValueError(f"cannot group runs by {group_by!r}; choose one of {', '.join(GROUP_BY)}")
+    runs = _collect_runs(sweep_dir, exclude)
+    if group_by != "variant":
+        definition = (runs.manifest or {}).get("definition") or {}
+        default = (definition.get("train_options") or {}).get(group_by)
+        for record in runs.complete + runs.not_usable:
+            label = default
+            if record.path is not None and (record.path / CONFIG_FILE).is_file():
+                label = getattr(read_config(record.path), group_by)
+            if label is not None:
+                record.variant = str(label)
+                if record.result is not None:
+                    record.result.variant = str(label)
+    return runs
+
+
+def merge_runs(parts: Sequence[SweepRuns]) -> SweepRuns:
+    """The runs of several sweep directories as one (the root of the first; a run found in
+    two of them is used once, the second listed as a duplicate)."""
+    out = SweepRuns(root=parts[0].root, manifest=parts[0].manifest if len(parts) == 1 else None)
+    seen: dict[tuple[str, str, str, int], RunRecord] = {}
+    for part in parts:
+        for record in part.complete:
+            result = record.result
+            assert result is not None
+            key = _identity(result.game, result.algo, result.variant, result.seed)
+            if key in seen:
+                record.status = "duplicate"
+                record.reason = f"same game/algo/group/seed as {seen[key].path}; not used"
+                out.not_usable.append(record)
+                continue
+            seen[key] = record
+            out.complete.append(record)
+        out.not_usable.extend(part.not_usable)
+        out.earlier_failures.extend(part.earlier_failures)
+    return out
+
+
+def _collect_runs(sweep_dir: str | os.PathLike, exclude: str | os.PathLike | None) -> SweepRuns:
     root = Path(sweep_dir)
     out = SweepRuns(root=root, manifest=read_manifest_data(root))
     excluded = Path(exclude).resolve() if exclude is not None else None
