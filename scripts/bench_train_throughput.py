@@ -19,6 +19,7 @@ the split between collecting rollouts and the gradient updates, and the ratios. 
 the machine and its load: quote them with the machine and whether it was shared.
 
     python scripts/bench_train_throughput.py                 # PPO, Pong, 8192 steps, CPU
+    python scripts/bench_train_throughput.py --variant conv --steps 4096 16384  # marginal rate
     python scripts/bench_train_throughput.py --algo dqn --steps 20000 --device cuda
     python scripts/bench_train_throughput.py --only coordrl --profile /tmp/coordrl.prof
 """
@@ -122,7 +123,7 @@ def _run_arm(args, arm: str, game: str, n_envs: int, hyperparams, variant) -> Ti
     timing = Timing(arm)
     _time_updates(model, timing)
     profiler = cProfile.Profile() if args.profile else None
-    _learn_round(model, args.steps, timing, profiler)
+    _learn_round(model, args.steps[-1], timing, profiler)
     if profiler:
         profiler.dump_stats(args.profile)
     model.env.close()
@@ -138,7 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algo", choices=sorted(ALGOS), default="ppo")
     parser.add_argument("--game", default="Pong")
-    parser.add_argument("--steps", type=int, default=8192, help="env steps per pipeline")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[8192],
+        help="env steps per pipeline; two counts (e.g. 4096 16384) also give the marginal rate "
+        "between them, in which start-up, evaluation and saving cancel out",
+    )
     parser.add_argument("--n-envs", type=int, default=None, help="default: the config's n_envs")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: cores)")
@@ -170,14 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.algo)
     n_envs = args.n_envs or cfg.n_envs
     hyperparams = dict(cfg.hyperparams)
+    if len(args.steps) > 2 or min(args.steps) < 1 or len(set(args.steps)) < len(args.steps):
+        parser.error("--steps takes one or two different positive counts")
     if args.algo == "dqn":
+        most = max(args.steps)
         hyperparams["learning_starts"] = (
-            args.learning_starts if args.learning_starts is not None else args.steps // 10
+            args.learning_starts if args.learning_starts is not None else most // 10
         )
-        hyperparams["buffer_size"] = min(hyperparams.get("buffer_size", 100_000), args.steps)
+        hyperparams["buffer_size"] = min(hyperparams.get("buffer_size", 100_000), most)
     variant = Variant.from_name(args.variant)
     print(
-        f"{args.algo.upper()} on {game}: {args.steps} steps, n_envs={n_envs}, "
+        f"{args.algo.upper()} on {game}: {' and '.join(map(str, args.steps))} steps, "
+        f"n_envs={n_envs}, "
         f"device={args.device}, "
         f"torch threads={th.get_num_threads()}, cores={cores}, torch {th.__version__}"
     )
@@ -187,25 +199,49 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(asdict(timing)), flush=True)
         return 0
 
-    totals = {arm: Timing(ARM_TITLES[arm].format(variant=variant.name)) for arm in args.arms}
+    base_argv = argv if argv is not None else sys.argv[1:]
+    totals = {
+        (arm, steps): Timing(ARM_TITLES[arm].format(variant=variant.name))
+        for steps in args.steps
+        for arm in args.arms
+    }
     for _ in range(args.repeats):
-        for arm in args.arms:
-            timing = _run_arm_subprocess(argv if argv is not None else sys.argv[1:], arm)
-            for key in ("steps", "wall_s", "cpu_s", "update_s"):
-                setattr(totals[arm], key, getattr(totals[arm], key) + getattr(timing, key))
-    for t in totals.values():
+        for steps in args.steps:
+            for arm in args.arms:
+                # a later --steps overrides the earlier one(s)
+                timing = _run_arm_subprocess([*base_argv, "--steps", str(steps)], arm)
+                total = totals[arm, steps]
+                for key in ("steps", "wall_s", "cpu_s", "update_s"):
+                    setattr(total, key, getattr(total, key) + getattr(timing, key))
+    for (_, steps), t in totals.items():
         print(
-            f"{t.name:48s} {t.steps_per_s:7.1f} steps/s {t.steps_per_cpu_s:7.1f} steps/CPU-s  "
-            f"({t.steps} steps, {t.wall_s:.1f} s: rollouts {t.wall_s - t.update_s:.1f} s, "
-            f"updates {t.update_s:.1f} s)"
+            f"{t.name:48s} {steps:>7} steps: {t.steps_per_s:7.1f} steps/s "
+            f"{t.steps_per_cpu_s:7.1f} steps/CPU-s  ({t.steps} steps, {t.wall_s:.1f} s: "
+            f"rollouts {t.wall_s - t.update_s:.1f} s, updates {t.update_s:.1f} s)"
         )
-    if "coordrl" in totals:
-        ours = totals["coordrl"]
+    rates = {(arm, steps): t.steps_per_s for (arm, steps), t in totals.items()}
+    if len(args.steps) == 2:
+        low, high = sorted(args.steps)
+        for arm in args.arms:
+            a, b = totals[arm, low], totals[arm, high]
+            if b.steps <= a.steps or b.wall_s <= a.wall_s:
+                parser.error(
+                    f"{low} and {high} steps trained the same rollouts: use counts "
+                    "further apart (e.g. 4096 16384)"
+                )
+            rates[arm, "marginal"] = (b.steps - a.steps) / (b.wall_s - a.wall_s)
+            print(
+                f"{ARM_TITLES[arm].format(variant=variant.name):48s} marginal {low}->{high}: "
+                f"{rates[arm, 'marginal']:7.1f} steps/s"
+            )
+    if "coordrl" in args.arms:
         for ref in ("reference", "reference-passive"):
-            if ref in totals:
+            if ref not in args.arms:
+                continue
+            for key in [*args.steps, "marginal"][: len(args.steps) + (len(args.steps) == 2)]:
                 print(
-                    f"ratio coordrl / {ref}: {ours.steps_per_s / totals[ref].steps_per_s:.2f}x "
-                    f"wall, {ours.steps_per_cpu_s / totals[ref].steps_per_cpu_s:.2f}x CPU time"
+                    f"ratio coordrl / {ref} ({key} steps): "
+                    f"{rates['coordrl', key] / rates[ref, key]:.2f}x wall"
                 )
     return 0
 
