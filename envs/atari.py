@@ -1,11 +1,13 @@
 """Atari games: name table, name parsing and the vector-env factory (native or SB3 backend).
 
 Both backends give what SB3 / rl-baselines3-zoo users get from
-``make_atari_env("<Game>NoFrameskip-v4") + VecFrameStack(4)``: no-op starts (<= 30), frame skip
-4 with max-pooling of the last two frames, 84x84 grayscale, 4 stacked frames (channel-first,
-``(4, 84, 84)`` uint8), FIRE on reset where the game has FIRE, a 108k-frame cap, and for
-training (``training=True``) end-of-life as terminal plus rewards clipped to their sign, while
-``info["episode"]`` carries the real full-game unclipped score. ``training=False`` builds the
+``make_atari_env("<Game>NoFrameskip-v4") + VecFrameStack(4)``: 1-30 no-op frames at game start,
+frame skip 4 with max-pooling of the last two frames, 84x84 grayscale, 4 stacked frames
+(channel-first, ``(4, 84, 84)`` uint8), FIRE and action 2 after every reset where the game has
+FIRE, a 108k-frame cap, and for training (``training=True``) end-of-life as terminal (followed by
+a NOOP step and the FIRE reset) plus rewards clipped to their sign, while ``info["episode"]``
+carries the real full-game unclipped score. The native backend plays this protocol step for step
+(tests/test_envs_protocol.py; the remaining pixel-level differences are in its module docstring). ``training=False`` builds the
 evaluation env: full games (no life-loss terminal) and unclipped rewards.
 """
 
