@@ -27,8 +27,16 @@ ale-py (0.12) behaviour this relies on (see tests/test_envs_native.py):
 * ``autoreset_mode="SameStep"`` resets a game in the step where it ends, returning the first
   frame of the next game and ``info["final_obs"]``; ``lives`` and frame numbers are post-reset.
 
-Differences that remain (measured effect: none detectable, tests/test_envs_consistency.py):
+Differences that remain (random-policy scores of both backends agree,
+tests/test_envs_consistency.py; the backend study in README finds no learning difference):
 
+* grey frames: SB3 max-pools the two RGB frames and then converts to grey, ale-py converts each
+  frame to grey and then max-pools; where colours overlap a few pixels differ by a few grey
+  levels (at most 0.11% of the pixels, by at most 21 of 255, in 800 random steps of 5 games);
+* at a game over ale-py stops before grabbing the frame that ended the game, so the last frame of
+  that ``terminal_observation`` can differ (SB3's algorithms read it only for truncated episodes);
+* ``reset()`` always starts new games (SB3's ``EpisodicLifeEnv`` turns a mid-game reset of a
+  training env into a NOOP step; SB3's algorithms reset only fresh envs);
 * the 108k-frame cap is checked after each 4-frame step, so a capped game runs 0-3 frames longer
   than SB3's, which cuts it inside the step;
 * rewards scored during the no-op frames of a reset are not counted in ``info["episode"]["r"]``
