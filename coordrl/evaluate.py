@@ -20,6 +20,7 @@ from pathlib import Path
 from coordrl import runs
 from coordrl._cli import (
     EXIT_OK,
+    MAX_SEED,
     OneLineArgumentParser,
     UsageError,
     count_type,
@@ -70,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", choices=DEVICES, default="auto", help="default auto")
     p.add_argument(
-        "--seed", type=count_type(0), help="env seed, >= 0 (default: the run's eval seed)"
+        "--seed",
+        type=count_type(0, MAX_SEED),
+        help="env seed, 0..2^32-1 (default: the run's eval seed)",
     )
     p.add_argument(
         "--deterministic",

@@ -19,7 +19,6 @@ after ``OMP_WAIT_POLICY`` is set), so ``--help`` and bad input answer at once.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import signal
 import sys
@@ -29,9 +28,11 @@ from typing import Any
 
 from coordrl import runs
 from coordrl._cli import (
+    MAX_SEED,
     OneLineArgumentParser,
     UsageError,
     add_set_option,
+    check_output_dir,
     count_type,
     prefer_passive_openmp,
     run_cli,
@@ -73,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--env", help="gymnasium id (MinAtar/Breakout-v1, coordrl/PointAtDot-v0) or Atari game"
     )
     what.add_argument("--algo", choices=ALGOS, help=f"algorithm (default {d['algo']})")
-    what.add_argument("--seed", type=count_type(0), help=f"seed, >= 0 (default {d['seed']})")
+    what.add_argument(
+        "--seed", type=count_type(0, MAX_SEED), help=f"seed, 0..2^32-1 (default {d['seed']})"
+    )
     what.add_argument(
         "--timesteps", type=steps_type(1), help="env steps: 1e7, 10M (default: config n_timesteps)"
     )
@@ -302,17 +305,6 @@ def _resume_run_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
-def _check_logdir(logdir: Path) -> None:
-    """The run directory's parent must be a writable directory (or creatable)."""
-    existing = logdir
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"--logdir {logdir}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--logdir {logdir}: {existing} is not writable")
-
-
 def _prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Path, RunConfig, Path | None]:
     """Check everything that can be checked without side effects.
 
@@ -321,11 +313,11 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Path, RunConfig
     if args.resume is not None:
         config = _resume_run_config(args)
         run_dir = Path(args.resume)
-        _check_logdir(run_dir)
+        check_output_dir(run_dir, "--resume")
         return run_dir, config, runs.latest_checkpoint(run_dir)
     config = _new_run_config(args, argv)
     logdir = Path(args.logdir)
-    _check_logdir(logdir)
+    check_output_dir(logdir, "--logdir")
     run_dir = logdir / runs.run_name(config.game, config.algo, config.variant, config.seed)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise UsageError(
