@@ -34,16 +34,25 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import VecEnv
 
 from coordrl import __version__, runs
-from coordrl._cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, MAX_STEPS, UsageError
+from coordrl._cli import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    MAX_SEED,
+    MAX_STEPS,
+    UsageError,
+)
 from coordrl.agents.config import ALGOS, AlgoConfig, ConfigError, config_from_dict
 from coordrl.agents.factory import (
     build_model,
+    check_extractor_kwargs,
     set_channels_last,
     torch_threads,
     use_channels_last,
 )
 from coordrl.coord_usage import CoordUsageCallback, coord_weight_ratios
-from coordrl.envs import UnknownEnvError, make_env
+from coordrl.envs import UnknownEnvError, make_env, resolve_env
+from coordrl.envs.factory import BACKENDS as ENV_BACKENDS
 from coordrl.runs import RunConfig, RunResult
 from coordrl.variant import Variant
 
@@ -83,8 +92,8 @@ def algo_config(config: RunConfig) -> AlgoConfig:
 
 def check_config(config: RunConfig, source: str = "config") -> None:
     """Check a run configuration the same way whether it is new or read back from
-    ``config.yaml`` for ``--resume`` or evaluation: value ranges, the algorithm's
-    hyperparameters and the variant.
+    ``config.yaml`` for ``--resume`` or evaluation, and before anything is built: value ranges,
+    the game, the algorithm's hyperparameters (``policy_kwargs`` included) and the variant.
 
     :param config: the configuration
     :param source: where it came from, for the error message (``--timesteps``, a file...)
@@ -96,19 +105,25 @@ def check_config(config: RunConfig, source: str = "config") -> None:
         raise ValueError(
             f"{source}: timesteps must be in 1..{MAX_STEPS:.0e}, got {config.timesteps}"
         )
-    if config.seed < 0:
-        raise ValueError(f"{source}: seed must be >= 0, got {config.seed}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ValueError(f"{source}: seed must be in 0..{MAX_SEED}, got {config.seed}")
     for key in ("n_envs", "eval_episodes"):
         if getattr(config, key) < 1:
             raise ValueError(f"{source}: {key} must be positive, got {getattr(config, key)}")
     for key in ("eval_freq", "checkpoint_freq", "keep_checkpoints"):
         if getattr(config, key) < 0:
             raise ValueError(f"{source}: {key} must be >= 0, got {getattr(config, key)}")
+    if config.env_backend not in ENV_BACKENDS:
+        raise ValueError(
+            f"{source}: env_backend must be one of {', '.join(ENV_BACKENDS)}, "
+            f"got {config.env_backend!r}"
+        )
     config_from_dict(
         config.algo,
         {"n_envs": config.n_envs, "n_timesteps": config.timesteps, **config.hyperparams},
         source=source,
     )
+    check_extractor_kwargs(config.hyperparams, resolve_env(config.game).family, source)
     variant = Variant.from_name(config.variant).canonical()
     if variant.name != config.variant:
         raise ValueError(f"{source}: variant {config.variant!r} is not canonical")
