@@ -41,6 +41,8 @@ from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
+from coordrl.files import FileFormatError, read_yaml
+
 __all__ = [
     "ALGOS",
     "AlgoConfig",
@@ -175,14 +177,11 @@ def load_config(algo: str, path: str | Path | None = None, family: str = "atari"
         path = CONFIG_DIR / FAMILY_CONFIGS[family].format(algo=algo)
     path = Path(path)
     try:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
+        raw = read_yaml(path, "a mapping of key: value")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}".replace("\n", " ")) from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must be a mapping of key: value")
+    except FileFormatError as e:
+        raise ConfigError(f"config file {e}") from None
     return config_from_dict(algo, raw, source=str(path))
 
 
