@@ -265,6 +265,10 @@ def _resume_run_config(args: argparse.Namespace) -> RunConfig:
     except runs.CorruptRunError as e:
         raise UsageError(f"--resume: {e}") from None
     _check(config, str(run_dir / runs.CONFIG_FILE))
+    try:
+        runs.read_evaluations(run_dir)  # read again when training resumes: check it now
+    except runs.CorruptRunError as e:
+        raise UsageError(f"--resume: {e}; fix or delete it to resume") from None
     name = args.game or args.env
     given: dict[str, Any] = {
         "game": _resolve_env_name(name).game if name else None,
