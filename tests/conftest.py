@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 
@@ -20,3 +25,22 @@ def file_modes_enforced(tmp_path_factory) -> None:
     finally:
         probe.chmod(0o644)
     pytest.skip("this process reads files whatever their mode (root): no permission case here")
+
+
+@pytest.fixture
+def wrong_modes() -> Callable[[Path], dict[str, str]]:
+    """A function: the files (and directories) under a directory whose mode is not the one a
+    plain ``open()`` (``mkdir()``) gives, ``0o666`` (``0o777``) less the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+
+    def check(root: Path) -> dict[str, str]:
+        wrong = {}
+        for path in sorted(Path(root).rglob("*")):
+            mode = stat.S_IMODE(path.stat().st_mode)
+            expected = (0o777 if path.is_dir() else 0o666) & ~mask
+            if mode != expected:
+                wrong[str(path.relative_to(root))] = f"{mode:o} (expected {expected:o})"
+        return wrong
+
+    return check

@@ -113,7 +113,7 @@ def test_parse_run_name():
     assert parse_run_name("notes") is None
 
 
-def test_end_to_end_report(tmp_path, capsys):
+def test_end_to_end_report(tmp_path, capsys, wrong_modes):
     sweep = tmp_path / "sweep"
     _make_sweep(sweep)
     rc = main([str(sweep), "--bootstrap", "200", "--seed", "1"])
@@ -184,6 +184,7 @@ def test_end_to_end_report(tmp_path, capsys):
     ):
         assert text in md, text
     assert "better" in out and "Pong" in out and "3 run(s) excluded" in out
+    assert wrong_modes(report) == {}  # report.md, the CSVs and the PNGs
 
 
 def _error_line(capsys) -> str:

@@ -570,6 +570,13 @@ def test_local_sweep_end_to_end(tiny_sweep) -> None:
     assert "ppo   conv       2/2" in out and "±" in out  # the summary table
 
 
+def test_every_file_of_a_sweep_has_one_mode(tiny_sweep, wrong_modes) -> None:
+    """manifest.json, the locks, the runs' files and train.log: all the mode of a plain open()."""
+    path = tiny_sweep[0]
+    assert (path / "locks" / "driver.lock").exists() and (path / "manifest.json").exists()
+    assert wrong_modes(path) == {}
+
+
 def test_dry_run_lists_status(tiny_sweep) -> None:
     path, _, _ = tiny_sweep
     before = result_mtimes(path)

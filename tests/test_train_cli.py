@@ -196,6 +196,13 @@ def test_complete_run_layout(done_run):
     assert result.wall_time_s > 0 and result.fps > 0
 
 
+def test_every_file_of_a_run_has_one_mode(done_run, wrong_modes):
+    """Atomically written files (config, evaluations, progress, result, model and checkpoint
+    zips) get the mode of a plain open(), as TensorBoard's files do: 0644 under umask 022."""
+    assert {"config.yaml", "model.zip", "result.json"} <= {p.name for p in done_run.iterdir()}
+    assert wrong_modes(done_run) == {}
+
+
 def test_tensorboard_scalars(done_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
