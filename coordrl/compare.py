@@ -18,7 +18,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from coordrl._cli import OneLineArgumentParser, UsageError, count_type, fail, run_cli
+from coordrl._cli import (
+    OneLineArgumentParser,
+    UsageError,
+    check_output_dir,
+    count_type,
+    fail,
+    run_cli,
+)
 from coordrl.runs import CorruptRunError
 
 
@@ -61,6 +68,7 @@ def _main(argv: list[str]) -> int:
         return fail(f"sweep directory {sweep_dir} does not exist")
     if out_dir.resolve() == sweep_dir.resolve():
         return fail("--out must be a directory of its own, not the sweep directory itself")
+    check_output_dir(out_dir, "--out")
 
     # Heavy imports (matplotlib, rliable) only once the arguments are known to be sane.
     import matplotlib

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def find_model_and_config(path: str | Path) -> tuple[Path, Path]:
     """
     path = Path(path)
     if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise UsageError(f"{path}: cannot be read (permission denied)")
         if not (path / runs.CONFIG_FILE).exists():
             raise UsageError(f"{path}: not a run directory (no {runs.CONFIG_FILE})")
         model = path / runs.MODEL_FILE

@@ -19,6 +19,7 @@ after ``OMP_WAIT_POLICY`` is set), so ``--help`` and bad input answer at once.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -256,6 +257,8 @@ def _resume_run_config(args: argparse.Namespace) -> RunConfig:
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run directory")
+    if not os.access(run_dir, os.R_OK | os.X_OK):
+        raise UsageError(f"--resume {run_dir}: cannot be read (permission denied)")
     if (run_dir / runs.RESULT_FILE).exists():
         raise UsageError(f"--resume {run_dir}: the run is already complete (result.json exists)")
     try:
