@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_USAGE",
     "MAX_SEED",
     "MAX_STEPS",
+    "MAX_STEPS_TEXT",
     "OneLineArgumentParser",
     "UsageError",
     "add_set_option",
@@ -40,6 +41,8 @@ __all__ = [
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The largest step count any option accepts (10^10 environment steps: 1000x the Atari budget).
 MAX_STEPS = 10**10
+#: :data:`MAX_STEPS` as the option help writes it.
+MAX_STEPS_TEXT = f"{MAX_STEPS:.0e}".replace("+", "")  # "1e10"
 #: The largest seed any option accepts (what numpy's and SB3's seeding take: 2^32 - 1).
 MAX_SEED = 2**32 - 1
 

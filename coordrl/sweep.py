@@ -29,6 +29,7 @@ from coordrl._cli import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    MAX_STEPS_TEXT,
     OneLineArgumentParser,
     UsageError,
     add_set_option,
@@ -75,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="N = seeds 0..N-1; two or more values = explicit seeds; ranges A..B (e.g. 5..9)",
     )
-    g.add_argument("--timesteps", help="environment steps per run (2e6, 2_000_000, 2M)")
+    g.add_argument(
+        "--timesteps",
+        help=f"environment steps per run (2e6, 2_000_000, 2M; at most {MAX_STEPS_TEXT})",
+    )
     add_set_option(
         g,
         "hyperparameter override for every run (repeatable); ALGO:KEY=VALUE for one "

@@ -30,6 +30,7 @@ from typing import Any
 from coordrl import runs
 from coordrl._cli import (
     MAX_SEED,
+    MAX_STEPS_TEXT,
     OneLineArgumentParser,
     UsageError,
     add_set_option,
@@ -79,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=count_type(0, MAX_SEED), help=f"seed, 0..2^32-1 (default {d['seed']})"
     )
     what.add_argument(
-        "--timesteps", type=steps_type(1), help="env steps: 1e7, 10M (default: config n_timesteps)"
+        "--timesteps",
+        type=steps_type(1),
+        help=f"env steps: 1e7, 10M; at most {MAX_STEPS_TEXT} (default: config n_timesteps)",
     )
     what.add_argument("--n-envs", type=count_type(1), help="parallel envs (default: config n_envs)")
     what.add_argument(

@@ -142,3 +142,19 @@ def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path, umask: int) -> Non
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert modes == dict.fromkeys(["progress.json", "model.zip", "plain.txt"], 0o666 & ~umask)
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path) -> None:
+    """A crash (here: an exception) while a file is rewritten leaves the old file whole and no
+    temporary file behind; readers never see half a file."""
+    path = tmp_path / runs.RESULT_FILE
+    path.write_text('{"old": true}\n')
+
+    def half_then_crash(f) -> None:
+        f.write(b'{"new": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        runs.write_model(path, half_then_crash)
+    assert path.read_text() == '{"old": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == [runs.RESULT_FILE]
