@@ -42,6 +42,7 @@ from coordrl.hardware import available_cores, visible_gpus
 from coordrl.runs import ALGOS
 from coordrl.sweeps.attempt import DEFAULT_GRACE_S, TRAIN_MODULE, RunAttempt
 from coordrl.sweeps.definition import (
+    CHOICES,
     CONFIG_KEYS,
     LAUNCH_OPTIONS,
     TRAIN_OPTIONS,
@@ -85,14 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
         "hyperparameter override for every run (repeatable); ALGO:KEY=VALUE for one "
         "algorithm's runs only (ppo:n_epochs=4)",
     )
-    g.add_argument("--env-backend", choices=["native", "sb3"], help="Atari vector env backend")
+    g.add_argument("--env-backend", choices=CHOICES["env_backend"], help="Atari vector env backend")
     g.add_argument("--n-envs", type=count_type(1), help="parallel environments per run")
     g.add_argument("--eval-episodes", type=count_type(1), help="episodes per evaluation")
     g.add_argument("--eval-freq", type=steps_type(0), help="evaluate every N environment steps")
 
     e = p.add_argument_group("execution (may change between reruns)")
     e.add_argument("--out", help="sweep directory (e.g. sweeps/NAME)")
-    e.add_argument("--backend", choices=["local", "ray"], help="where runs execute (default local)")
+    e.add_argument(
+        "--backend", choices=CHOICES["backend"], help="where runs execute (default local)"
+    )
     e.add_argument("--address", help="Ray cluster address (e.g. auto, ray://head:10001)")
     e.add_argument(
         "--workers", type=count_type(1), help="concurrent runs (default: from cores and GPUs)"
@@ -102,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--cpus-per-run", type=float, help="Ray: CPUs requested per run (default 1)")
     e.add_argument("--gpus-per-run", type=float, help="Ray: GPUs requested per run (default 0)")
-    e.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device of every run")
+    e.add_argument("--device", choices=CHOICES["device"], help="device of every run")
     e.add_argument(
         "--checkpoint-freq", type=steps_type(0), help="checkpoint every N environment steps"
     )

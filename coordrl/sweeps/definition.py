@@ -23,6 +23,7 @@ from coordrl.hardware import DEVICES
 from coordrl.variant import Variant
 
 __all__ = [
+    "CHOICES",
     "CONFIG_KEYS",
     "LAUNCH_OPTIONS",
     "TRAIN_OPTIONS",
@@ -71,7 +72,8 @@ CONFIG_KEYS = {
     *LAUNCH_OPTIONS,
 }
 
-_CHOICES: dict[str, tuple[str, ...]] = {
+#: The choices of the options that have them (the sweep CLI's parser uses them too).
+CHOICES: dict[str, tuple[str, ...]] = {
     "env_backend": ("native", "sb3"),
     "backend": ("local", "ray"),
     "device": DEVICES,
@@ -270,9 +272,9 @@ def check_option(key: str, value: Any, source: str) -> Any:
             return parse_steps(value, _STEP_COUNTS[key])
     except ValueError as e:
         raise SweepError(f"{where}: {e}") from None
-    if key in _CHOICES:
-        if value not in _CHOICES[key]:
-            raise SweepError(f"{where} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            raise SweepError(f"{where} must be one of {', '.join(CHOICES[key])}, got {value!r}")
         return value
     if key in ("out", "address"):
         if not isinstance(value, str) or not value:
@@ -367,45 +369,24 @@ class SweepDefinition:
         :param source: the manifest file, for the message
         :raises SweepError: missing or unknown keys, wrong types or values
         """
-        if not isinstance(data, dict):
-            raise SweepError(f"{source}: 'definition' must be a mapping")
-        names = {f.name for f in fields(cls)}
         required = {"games", "algos", "variants", "seeds", "timesteps"}
-        if not required <= set(data) or not set(data) <= names:
+        if not isinstance(data, dict) or not required <= set(data) <= {f.name for f in fields(cls)}:
             raise SweepError(
-                f"{source}: 'definition' needs {sorted(required)} (and may hold overrides, "
-                f"train_options), got {sorted(data)}"
+                f"{source}: 'definition' must be a mapping of {sorted(required)} (and overrides, "
+                f"train_options), got {data!r:.200}"
             )
         where = f"{source}: definition"
-        games, algos, variants = (
-            check_option(k, data[k], where) for k in ("games", "algos", "variants")
-        )
-        bad = [a for a in algos if a not in runs.ALGOS] + [
-            v for v in variants if not _is_variant(v)
-        ]
-        seeds = data["seeds"]
-        if not isinstance(seeds, list) or not all(
-            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_SEED for x in seeds
-        ):
-            raise SweepError(f"{where}: seeds must be a list of seeds (integers), got {seeds!r}")
-        overrides = data.get("overrides", {})
-        if not isinstance(overrides, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in overrides.items()
-        ):
-            raise SweepError(f"{where}: overrides must map keys to strings, got {overrides!r}")
-        options = data.get("train_options", {})
-        if not isinstance(options, dict) or not set(options) <= set(TRAIN_OPTIONS):
-            raise SweepError(f"{where}: train_options must be a mapping of {sorted(TRAIN_OPTIONS)}")
+        names = {k: check_option(k, data[k], where) for k in ("games", "algos", "variants")}
+        bad = [a for a in names["algos"] if a not in runs.ALGOS]
+        bad += [v for v in names["variants"] if not _is_variant(v)]
         if bad:
             raise SweepError(f"{where}: unknown algorithm or variant {bad[0]!r}")
         return cls(
-            games=games,
-            algos=algos,
-            variants=variants,
-            seeds=seeds,
+            **names,
+            seeds=_stored_seeds(data["seeds"], where),
             timesteps=_stored_timesteps(data["timesteps"], where),
-            overrides=overrides,
-            train_options={k: check_option(k, v, where) for k, v in options.items()},
+            overrides=_stored_overrides(data.get("overrides", {}), where),
+            train_options=_stored_train_options(data.get("train_options", {}), where),
         )
 
     def runs(self) -> list[RunSpec]:
@@ -433,6 +414,28 @@ def _is_variant(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _stored_seeds(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_SEED for x in value
+    ):
+        raise SweepError(f"{where}: seeds must be a list of seeds (integers), got {value!r}")
+    return value
+
+
+def _stored_overrides(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise SweepError(f"{where}: overrides must map keys to strings, got {value!r}")
+    return value
+
+
+def _stored_train_options(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not set(value) <= set(TRAIN_OPTIONS):
+        raise SweepError(f"{where}: train_options must be a mapping of {sorted(TRAIN_OPTIONS)}")
+    return {k: check_option(k, v, where) for k, v in value.items()}
 
 
 def _stored_timesteps(value: Any, where: str) -> int:
