@@ -27,9 +27,11 @@ import importlib.resources
 import inspect
 import math
 import re
+import types
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import torch as th
 import yaml
@@ -38,6 +40,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
+
+from coordrl.files import FileFormatError, read_yaml
 
 __all__ = [
     "ALGOS",
@@ -49,6 +53,8 @@ __all__ = [
     "META_KEYS",
     "SCHEDULE_KEYS",
     "apply_overrides",
+    "check_kwargs",
+    "check_policy_kwargs",
     "linear_schedule",
     "load_config",
     "parse_overrides",
@@ -171,14 +177,11 @@ def load_config(algo: str, path: str | Path | None = None, family: str = "atari"
         path = CONFIG_DIR / FAMILY_CONFIGS[family].format(algo=algo)
     path = Path(path)
     try:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
+        raw = read_yaml(path, "a mapping of key: value")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}".replace("\n", " ")) from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must be a mapping of key: value")
+    except FileFormatError as e:
+        raise ConfigError(f"config file {e}") from None
     return config_from_dict(algo, raw, source=str(path))
 
 
@@ -266,6 +269,7 @@ def resolve_hyperparams(
     for key, value in hyperparams.items():
         if key == "policy_kwargs":
             out[key] = parse_policy_kwargs(value, source)
+            check_policy_kwargs(algo, out[key], source)
         elif key in SCHEDULE_KEYS and isinstance(value, str):
             m = _LIN_RE.fullmatch(value.strip())
             if m is None:
@@ -302,6 +306,142 @@ def parse_policy_kwargs(value: Any, source: str = "config") -> dict[str, Any]:
     if not isinstance(result, dict):
         raise ConfigError(f"{source}: policy_kwargs {value!r} must be a dict(...)")
     return result
+
+
+#: ``policy_kwargs`` keys the policy accepts but coordrl decides (why, for the message).
+_RESERVED_POLICY_KWARGS: dict[str, str] = {
+    "features_extractor_class": "coordrl always uses its CoordConv extractor; choose the variant "
+    "with --coordconv / --coord-layers / --with-r",
+}
+#: Keys of a ``net_arch`` mapping (separate actor and critic networks of PPO/A2C).
+_NET_ARCH_KEYS = ("pi", "vf")
+#: Constructor arguments that a ``*_kwargs`` mapping can never hold (passed positionally).
+_POSITIONAL = {"self", "observation_space", "action_space", "lr_schedule", "params"}
+
+
+def check_policy_kwargs(algo: str, kwargs: dict[str, Any], source: str = "config") -> None:
+    """Check parsed ``policy_kwargs`` against what ``algo``'s ``CnnPolicy`` accepts, before any
+    policy is built: every key is an argument of its ``__init__`` (not one coordrl sets),
+    ``net_arch`` a list of positive integers (PPO/A2C: or a mapping of ``pi`` / ``vf`` lists),
+    every other value of the type its annotation names (a class for ``activation_fn`` and
+    ``optimizer_class``, ``true``/``false`` for flags, a mapping for ``*_kwargs``), and the keys of
+    ``optimizer_kwargs`` arguments of the optimizer. ``features_extractor_kwargs`` depends on
+    the env family: :func:`coordrl.agents.factory.check_extractor_kwargs` checks it.
+
+    :param algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``
+    :param kwargs: ``policy_kwargs`` as :func:`parse_policy_kwargs` returns them
+    :param source: where they came from, for the message
+    :raises ConfigError: the first problem, naming the key and what to write instead
+    """
+    policy = _algo_class(algo).policy_aliases["CnnPolicy"]
+    for key in kwargs:
+        if key in _RESERVED_POLICY_KWARGS:
+            raise ConfigError(
+                f"{source}: policy_kwargs.{key} cannot be set: {_RESERVED_POLICY_KWARGS[key]}"
+            )
+    where = f"{source}: policy_kwargs"
+    params = check_kwargs(
+        policy, kwargs, where, f"{algo.upper()}'s CnnPolicy", reserved=_RESERVED_POLICY_KWARGS
+    )
+    if "net_arch" in kwargs:
+        mapping_ok = any(get_origin(t) is dict for t in get_args(params["net_arch"].annotation))
+        _check_net_arch(kwargs["net_arch"], mapping_ok, f"{source}: policy_kwargs.net_arch")
+    optimizer = kwargs.get("optimizer_class", params["optimizer_class"].default)
+    if isinstance(kwargs.get("optimizer_kwargs"), dict):
+        where = f"{where}.optimizer_kwargs"
+        if "lr" in kwargs["optimizer_kwargs"]:
+            raise ConfigError(f"{where}.lr cannot be set: SB3 sets it; use learning_rate")
+        check_kwargs(optimizer, kwargs["optimizer_kwargs"], where, optimizer.__name__, ["lr"])
+
+
+def check_kwargs(
+    cls: type, kwargs: dict[str, Any], where: str, what: str, reserved: Iterable[str] = ()
+) -> dict[str, inspect.Parameter]:
+    """Check keyword arguments for ``cls(...)`` without calling it: each key is an argument of
+    its ``__init__`` and each value has the type the argument's annotation names (when it is a
+    simple one: a class, ``bool``, ``int``, ``float``, a mapping, or a union of these).
+
+    :param cls: the class (a policy, an optimizer, a features extractor)
+    :param kwargs: the arguments
+    :param where: what the arguments are, for the message (``"--set: policy_kwargs"``)
+    :param what: the class as the message names it
+    :param reserved: arguments that coordrl sets (not listed as valid; the caller rejects them
+        first with the reason)
+    :return: the parameters of ``cls.__init__``, by name
+    :raises ConfigError: an unknown key or a value of the wrong type
+    """
+    params = dict(inspect.signature(cls.__init__, eval_str=True).parameters)
+    valid = sorted(
+        name
+        for name, p in params.items()
+        if name not in _POSITIONAL
+        and name not in set(reserved)
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
+    for key, value in kwargs.items():
+        if key not in valid:
+            raise ConfigError(
+                f"{where}: unknown key {key!r} for {what}; valid keys: {', '.join(valid)}"
+            )
+        if key == "net_arch":
+            continue  # its shape: _check_net_arch
+        expected = _annotation_error(value, params[key])
+        if expected:
+            raise ConfigError(f"{where}.{key} must be {expected}, got {value!r}")
+    return params
+
+
+def _annotation_error(value: Any, param: inspect.Parameter) -> str:
+    """What ``value`` should be instead (``""`` when it fits ``param``'s annotation or the
+    annotation is not a simple one)."""
+    annotation = param.annotation
+    options = get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if value is None and (param.default is None or type(None) in options):
+        return ""
+    described = []
+    for option in options:
+        origin = get_origin(option) or option
+        if origin is type and get_args(option):
+            base = get_args(option)[0]
+            if isinstance(value, type) and issubclass(value, base):
+                return ""
+            described.append(f"a {base.__module__.split('.')[0]} {base.__name__} class")
+        elif origin is bool:
+            if isinstance(value, bool):
+                return ""
+            described.append("true or false")
+        elif origin in (int, float):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if origin is float or isinstance(value, int):
+                    return ""
+            described.append("an integer" if origin is int else "a number")
+        elif origin is dict:
+            if isinstance(value, dict):
+                return ""
+            described.append("a mapping (dict(...))")
+        elif option is not type(None):
+            return ""  # an annotation this check does not know: SB3 decides
+    return " or ".join(dict.fromkeys(described))
+
+
+def _check_net_arch(value: Any, mapping_ok: bool, where: str) -> None:
+    """``net_arch``: a list of positive layer sizes, or (``mapping_ok``) ``pi``/``vf`` lists."""
+
+    def sizes_ok(layers: Any) -> bool:
+        return isinstance(layers, (list, tuple)) and all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in layers
+        )
+
+    if sizes_ok(value):
+        return
+    if mapping_ok and isinstance(value, dict):
+        unknown = sorted(set(value) - set(_NET_ARCH_KEYS), key=str)
+        if not unknown and all(sizes_ok(v) for v in value.values()):
+            return
+    shape = "a list of positive layer sizes ([64, 64])"
+    if mapping_ok:
+        shape += " or dict(pi=[...], vf=[...])"
+    raise ConfigError(f"{where} must be {shape}, got {value!r}")
 
 
 # --------------------------------------------------------------------------------- helpers

@@ -36,7 +36,13 @@ from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from coordrl.agents.config import ALGOS, ConfigError, resolve_hyperparams
+from coordrl.agents.config import (
+    ALGOS,
+    ConfigError,
+    check_kwargs,
+    parse_policy_kwargs,
+    resolve_hyperparams,
+)
 from coordrl.extractors import CoordExtractorMixin, CoordNatureCNN, MinAtarCNN
 from coordrl.variant import Variant
 
@@ -44,13 +50,20 @@ __all__ = [
     "EXTRACTORS",
     "TensorRolloutBuffer",
     "build_model",
+    "check_extractor_kwargs",
     "extractor_class",
     "set_channels_last",
     "torch_threads",
     "use_channels_last",
 ]
 
-_EXTRACTOR_KEYS = ("coord_layers", "with_r", "coord_init")
+#: ``features_extractor_kwargs`` that coordrl sets itself (why, for the message).
+_EXTRACTOR_KEYS = {
+    "coord_layers": "use --coordconv / --coord-layers / the variant name",
+    "with_r": "use --with-r / the variant name",
+    "coord_init": "use the variant name (coordconv-zero, ...)",
+    "channels_last": "coordrl sets it (channels-last convolutions on the CPU)",
+}
 
 #: Features extractor per environment family (``EnvSpec.family``, see ``coordrl.envs``).
 EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
@@ -73,6 +86,38 @@ def extractor_class(family: str = "atari") -> type[BaseFeaturesExtractor]:
         raise ConfigError(
             f"unknown environment family {family!r}; choose one of {', '.join(EXTRACTORS)}"
         ) from None
+
+
+def check_extractor_kwargs(
+    hyperparams: dict[str, Any], family: str = "atari", source: str = "config"
+) -> None:
+    """Check ``policy_kwargs.features_extractor_kwargs`` of raw hyperparameters (the ones
+    :func:`build_model` takes) against the family's extractor, before anything is built: each
+    key an argument of its ``__init__`` that the variant does not decide, of the right type,
+    ``features_dim`` positive. The rest of ``policy_kwargs`` is checked when the hyperparameters
+    are read (:func:`coordrl.agents.config.check_policy_kwargs`).
+
+    :param hyperparams: raw algorithm arguments (``AlgoConfig.hyperparams``)
+    :param family: ``EnvSpec.family`` (picks the extractor, :func:`extractor_class`)
+    :param source: where they came from, for the message
+    :raises ConfigError: an unknown family, a key the variant decides, an unknown key or a value
+        of the wrong type
+    """
+    extractor = extractor_class(family)
+    raw = hyperparams.get("policy_kwargs")
+    if raw is None:
+        return
+    kwargs = parse_policy_kwargs(raw, source).get("features_extractor_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        return  # check_policy_kwargs names it
+    where = f"{source}: policy_kwargs.features_extractor_kwargs"
+    for key, why in _EXTRACTOR_KEYS.items():
+        if key in kwargs:
+            raise ConfigError(f"{where} cannot set {key}: {why}")
+    check_kwargs(extractor, kwargs, where, extractor.__name__, reserved=_EXTRACTOR_KEYS)
+    dim = kwargs.get("features_dim")
+    if dim is not None and dim < 1:
+        raise ConfigError(f"{where}.features_dim must be a positive integer, got {dim!r}")
 
 
 class TensorRolloutBuffer(RolloutBuffer):
@@ -205,22 +250,11 @@ def build_model(
     """
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(sorted(ALGOS))}")
-    kwargs = resolve_hyperparams(algo, hyperparams)
-    policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
+    kwargs = resolve_hyperparams(algo, hyperparams)  # checks policy_kwargs too
+    check_extractor_kwargs(hyperparams, family)
     extractor = extractor_class(family)
-    if "features_extractor_class" in policy_kwargs:
-        raise ConfigError(
-            "policy_kwargs.features_extractor_class cannot be set: coordrl always uses "
-            f"{extractor.__name__} (choose the variant with --coordconv / --coord-layers / "
-            "--with-r)"
-        )
+    policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
     extractor_kwargs = dict(policy_kwargs.pop("features_extractor_kwargs", None) or {})
-    clash = [k for k in _EXTRACTOR_KEYS if k in extractor_kwargs]
-    if clash:
-        raise ConfigError(
-            f"policy_kwargs.features_extractor_kwargs cannot set {', '.join(clash)}: "
-            "use --coordconv / --coord-layers / --with-r / the variant name"
-        )
     torch_device = get_device(device)
     if channels_last is None:
         channels_last = use_channels_last(torch_device)

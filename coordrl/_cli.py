@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 __all__ = [
@@ -20,12 +21,16 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "MAX_SEED",
     "MAX_STEPS",
+    "MAX_STEPS_TEXT",
     "OneLineArgumentParser",
     "UsageError",
     "add_set_option",
+    "check_output_dir",
     "count_type",
     "fail",
+    "parse_count",
     "parse_key_values",
     "parse_steps",
     "prefer_passive_openmp",
@@ -36,6 +41,10 @@ __all__ = [
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The largest step count any option accepts (10^10 environment steps: 1000x the Atari budget).
 MAX_STEPS = 10**10
+#: :data:`MAX_STEPS` as the option help writes it.
+MAX_STEPS_TEXT = f"{MAX_STEPS:.0e}".replace("+", "")  # "1e10"
+#: The largest seed any option accepts (what numpy's and SB3's seeding take: 2^32 - 1).
+MAX_SEED = 2**32 - 1
 
 _SUFFIX = {"k": 10**3, "m": 10**6, "g": 10**9}
 _STEPS_RE = re.compile(r"([-+]?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?)([kKmMgG]?)")
@@ -92,19 +101,38 @@ def steps_type(minimum: int = 1) -> Callable[[str], int]:
     return parse
 
 
-def count_type(minimum: int = 1) -> Callable[[str], int]:
-    """An argparse ``type`` for a plain integer of at least ``minimum`` (seeds, envs, episodes,
-    threads, workers)."""
+def parse_count(value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """A plain integer of at least ``minimum`` (and at most ``maximum``): a seed, a number of
+    envs, episodes, threads or workers, from the command line (a string) or a YAML file (an int).
+
+    :param value: a string or an int (not a bool, not a float)
+    :param minimum: the smallest value allowed
+    :param maximum: the largest value allowed (``None``: no bound)
+    :raises ValueError: not an integer, or out of bounds
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected an integer, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+    if number < minimum:
+        bound = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"must be {bound}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"must be at most {maximum}, got {number}")
+    return number
+
+
+def count_type(minimum: int = 1, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for a plain integer in ``minimum..maximum`` (see
+    :func:`parse_count`)."""
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            bound = "positive" if minimum == 1 else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
+            return parse_count(text, minimum, maximum)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     return parse
 
@@ -141,9 +169,32 @@ def prefer_passive_openmp() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def check_output_dir(path: str | os.PathLike, flag: str) -> None:
+    """Check, without creating anything, that ``path`` is or can be made a writable directory:
+    its nearest existing ancestor must be a directory this process may write to.
+
+    (``os.access``: exact for ordinary permissions; a root process passes it everywhere except on
+    a read-only filesystem, and then finds out when it writes.)
+
+    :param path: the output directory (``--logdir``, ``--out``)
+    :param flag: the option that named it, for the message
+    :raises UsageError: it cannot be written
+    """
+    path = Path(path)
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path}: {existing} is not a directory; choose another {flag}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {existing} is not writable; choose another {flag}")
+
+
 def fail(message: str) -> int:
-    """Print ``error: message`` on stderr; return :data:`EXIT_USAGE`."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    """Print ``error: message`` on stderr, as one line (line breaks inside ``message``, e.g.
+    from a YAML parser, become spaces); return :data:`EXIT_USAGE`."""
+    one_line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"error: {one_line}", file=sys.stderr, flush=True)
     return EXIT_USAGE
 
 

@@ -20,7 +20,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from coordrl._cli import OneLineArgumentParser, UsageError, count_type, fail, run_cli
+from coordrl._cli import (
+    OneLineArgumentParser,
+    UsageError,
+    check_output_dir,
+    count_type,
+    fail,
+    run_cli,
+)
 from coordrl.runs import CorruptRunError
 from coordrl.sweeps.results import GROUP_BY
 
@@ -88,6 +95,7 @@ def _main(argv: list[str]) -> int:
     if any(out_dir.resolve() == d.resolve() for d in sweep_dirs):
         return fail("--out must be a directory of its own, not the sweep directory itself")
     sweep_dir = sweep_dirs[0] if len(sweep_dirs) == 1 else common
+    check_output_dir(out_dir, "--out")
 
     # Heavy imports (matplotlib, rliable) only once the arguments are known to be sane.
     import matplotlib

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from coordrl import runs
 from coordrl._cli import (
     EXIT_OK,
+    MAX_SEED,
     OneLineArgumentParser,
     UsageError,
     count_type,
@@ -40,6 +42,8 @@ def find_model_and_config(path: str | Path) -> tuple[Path, Path]:
     """
     path = Path(path)
     if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise UsageError(f"{path}: cannot be read (permission denied)")
         if not (path / runs.CONFIG_FILE).exists():
             raise UsageError(f"{path}: not a run directory (no {runs.CONFIG_FILE})")
         model = path / runs.MODEL_FILE
@@ -70,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", choices=DEVICES, default="auto", help="default auto")
     p.add_argument(
-        "--seed", type=count_type(0), help="env seed, >= 0 (default: the run's eval seed)"
+        "--seed",
+        type=count_type(0, MAX_SEED),
+        help="env seed, 0..2^32-1 (default: the run's eval seed)",
     )
     p.add_argument(
         "--deterministic",

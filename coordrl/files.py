@@ -70,17 +70,35 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def _open_text(path: str | os.PathLike) -> IO[str]:
+    """``path`` opened for reading UTF-8 text.
+
+    :raises FileNotFoundError: no such file
+    :raises FileFormatError: any other reason it cannot be opened (permissions, a directory)
+    """
+    try:
+        return open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise FileFormatError(f"{path}: cannot be read ({e.strerror or e})") from e
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file.
 
-    :raises FileFormatError: not valid JSON (names the file)
+    :raises FileFormatError: not valid JSON, or it cannot be read (names the file)
     :raises FileNotFoundError: no such file
     """
     try:
-        with open(path, encoding="utf-8") as f:
+        with _open_text(path) as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FileFormatError(f"{path}: not valid JSON ({e})") from e
+    except OSError as e:  # e.g. an I/O error while reading
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise FileFormatError(f"{path}: cannot be read ({e.strerror or e})") from e
 
 
 def read_yaml(path: str | os.PathLike, what: str = "a mapping") -> dict[str, Any]:
@@ -89,11 +107,11 @@ def read_yaml(path: str | os.PathLike, what: str = "a mapping") -> dict[str, Any
 
     :param path: the file
     :param what: what the mapping is, for the error message (``"a mapping of sweep options"``)
-    :raises FileFormatError: not valid YAML, or not a mapping (names the file)
+    :raises FileFormatError: not valid YAML, not a mapping, or it cannot be read (names the file)
     :raises FileNotFoundError: no such file
     """
     try:
-        with open(path, encoding="utf-8") as f:
+        with _open_text(path) as f:
             data = yaml.safe_load(f)
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

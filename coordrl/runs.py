@@ -90,6 +90,19 @@ _RUN_NAME_RE = re.compile(
 )
 
 
+# ------------------------------------------------------------------------------ value types
+def _is_int(value: Any) -> bool:
+    """An integer read from JSON/YAML (``true`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _numbers(value: Any) -> bool:
+    """A list of numbers read from JSON (no ``true``/``false``, no strings, no ``null``)."""
+    return isinstance(value, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in value
+    )
+
+
 # ------------------------------------------------------------------------------ names
 def run_name(game: str, algo: str, variant: str, seed: int) -> str:
     """Directory name of a run, e.g. ``Pong_ppo_coordconv_s0``.
@@ -250,6 +263,17 @@ def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
     for e in data["evaluations"]:
         if not isinstance(e, dict) or not {"step", "returns", "lengths", "final"} <= set(e):
             raise CorruptRunError(f"{path}: each evaluation needs step, returns, lengths, final")
+        if not (
+            _is_int(e["step"])
+            and _numbers(e["returns"])
+            and isinstance(e["lengths"], list)
+            and all(_is_int(n) for n in e["lengths"])
+            and isinstance(e["final"], bool)
+        ):
+            raise CorruptRunError(
+                f"{path}: an evaluation needs an integer step, lists of numbers for returns and "
+                f"lengths and a true/false final, got {e!r:.200}"
+            )
     return data["evaluations"]
 
 
@@ -337,10 +361,20 @@ def read_result(run_dir: str | Path) -> RunResult:
         result = RunResult(**data)
     except TypeError as e:
         raise CorruptRunError(f"{path}: does not match the result schema ({e})") from e
-    if not isinstance(result.final_returns, list) or not all(
-        isinstance(x, (int, float)) for x in result.final_returns
-    ):
+    for key in ("game", "env_id", "algo", "variant"):
+        if not isinstance(getattr(result, key), str):
+            raise CorruptRunError(f"{path}: {key!r} must be a string")
+    for key in ("seed", "timesteps", "steps_done"):
+        if not _is_int(getattr(result, key)):
+            raise CorruptRunError(f"{path}: {key!r} must be an integer")
+    if not _numbers(result.final_returns):
         raise CorruptRunError(f"{path}: 'final_returns' must be a list of numbers")
+    if not isinstance(result.curve_steps, list) or not all(_is_int(s) for s in result.curve_steps):
+        raise CorruptRunError(f"{path}: 'curve_steps' must be a list of integers")
+    if not isinstance(result.curve_returns, list) or not all(
+        _numbers(r) for r in result.curve_returns
+    ):
+        raise CorruptRunError(f"{path}: 'curve_returns' must be a list of lists of numbers")
     if len(result.curve_steps) != len(result.curve_returns):
         raise CorruptRunError(f"{path}: 'curve_steps' and 'curve_returns' differ in length")
     return result

@@ -19,6 +19,7 @@ This module is the command line only: the sweep directory, the runs and the back
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from collections.abc import Sequence
@@ -28,9 +29,11 @@ from coordrl._cli import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    MAX_STEPS_TEXT,
     OneLineArgumentParser,
     UsageError,
     add_set_option,
+    check_output_dir,
     count_type,
     run_cli,
     steps_type,
@@ -39,7 +42,9 @@ from coordrl.hardware import available_cores, visible_gpus
 from coordrl.runs import ALGOS
 from coordrl.sweeps.attempt import DEFAULT_GRACE_S, TRAIN_MODULE, RunAttempt
 from coordrl.sweeps.definition import (
+    CHOICES,
     CONFIG_KEYS,
+    LAUNCH_OPTIONS,
     TRAIN_OPTIONS,
     RunSpec,
     SweepDefinition,
@@ -72,20 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="N = seeds 0..N-1; two or more values = explicit seeds; ranges A..B (e.g. 5..9)",
     )
-    g.add_argument("--timesteps", help="environment steps per run (2e6, 2_000_000, 2M)")
+    g.add_argument(
+        "--timesteps",
+        help=f"environment steps per run (2e6, 2_000_000, 2M; at most {MAX_STEPS_TEXT})",
+    )
     add_set_option(
         g,
         "hyperparameter override for every run (repeatable); ALGO:KEY=VALUE for one "
         "algorithm's runs only (ppo:n_epochs=4)",
     )
-    g.add_argument("--env-backend", choices=["native", "sb3"], help="Atari vector env backend")
+    g.add_argument("--env-backend", choices=CHOICES["env_backend"], help="Atari vector env backend")
     g.add_argument("--n-envs", type=count_type(1), help="parallel environments per run")
     g.add_argument("--eval-episodes", type=count_type(1), help="episodes per evaluation")
     g.add_argument("--eval-freq", type=steps_type(0), help="evaluate every N environment steps")
 
     e = p.add_argument_group("execution (may change between reruns)")
     e.add_argument("--out", help="sweep directory (e.g. sweeps/NAME)")
-    e.add_argument("--backend", choices=["local", "ray"], help="where runs execute (default local)")
+    e.add_argument(
+        "--backend", choices=CHOICES["backend"], help="where runs execute (default local)"
+    )
     e.add_argument("--address", help="Ray cluster address (e.g. auto, ray://head:10001)")
     e.add_argument(
         "--workers", type=count_type(1), help="concurrent runs (default: from cores and GPUs)"
@@ -95,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--cpus-per-run", type=float, help="Ray: CPUs requested per run (default 1)")
     e.add_argument("--gpus-per-run", type=float, help="Ray: GPUs requested per run (default 0)")
-    e.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device of every run")
+    e.add_argument("--device", choices=CHOICES["device"], help="device of every run")
     e.add_argument(
         "--checkpoint-freq", type=steps_type(0), help="checkpoint every N environment steps"
     )
@@ -144,16 +154,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _sweep(args, argv)
+        with contextlib.ExitStack() as held:
+            return _sweep(args, argv, held)
     except SweepError as e:
         raise UsageError(str(e)) from None
 
 
-def _sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def _with_launch_options(opts: dict[str, Any], stored: dict[str, Any]) -> list[str]:
+    """Fill the launch options this command does not give from the manifest's (the last
+    launch's), in place; returns them as flags, for the line that says so.
+
+    :param opts: the options of this command (:func:`resolve_options`)
+    :param stored: ``SweepDir.launch_options()``
+    """
+    taken = []
+    for key in LAUNCH_OPTIONS:
+        if opts.get(key) is None and stored.get(key) is not None:
+            opts[key] = stored[key]
+            taken.append(f"--{key.replace('_', '-')} {stored[key]}")
+    return taken
+
+
+def _sweep(args: argparse.Namespace, argv: Sequence[str], held: contextlib.ExitStack) -> int:
+    """The sweep ``args`` ask for; ``held`` keeps the driver lock until the caller is done."""
     opts, defining_given = resolve_options(args)
     if not opts.get("out"):
         raise SweepError("no sweep directory: pass --out sweeps/NAME (or 'out:' in the config)")
     sweep = SweepDir(opts["out"])
+    stored = sweep.stored_definition()
+    reused = _with_launch_options(opts, sweep.launch_options() if stored is not None else {})
     for key in ("workers", "threads"):
         _positive(opts, key)
     if opts.get("checkpoint_freq") is not None and opts["checkpoint_freq"] < 0:
@@ -171,7 +200,6 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         ray_backend.check_available()
 
-    stored = sweep.stored_definition()
     if stored is not None and not defining_given:
         definition = stored
     else:
@@ -193,13 +221,21 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
             )
 
     specs = definition.runs()
-    statuses = {spec: sweep.status(spec) for spec in specs}
     retry = not args.no_retry
     if args.dry_run:
-        return _dry_run(sweep, definition, statuses, retry)
+        return _dry_run(sweep, definition, {spec: sweep.status(spec) for spec in specs}, retry)
 
+    check_output_dir(sweep.path, "--out")
     sweep.path.mkdir(parents=True, exist_ok=True)
-    sweep.write_manifest(definition, argv)
+    held.enter_context(sweep.driver_lock())  # one driver per sweep directory
+    now = sweep.read_manifest()  # another driver may have written it since it was read
+    if now is not None and now != definition:
+        diffs = "; ".join(now.differences(definition))
+        raise SweepError(f"{sweep.manifest_path} disagrees with this command ({diffs})")
+    statuses = {spec: sweep.status(spec) for spec in specs}
+    if reused:
+        print(f"sweep {sweep.path}: launch options from the manifest: {' '.join(reused)}")
+    sweep.write_manifest(definition, argv, {k: opts.get(k) for k in LAUNCH_OPTIONS})
     sweep.fold_stale_logs(specs)
 
     todo = [
@@ -288,6 +324,12 @@ def _dry_run(
     }
     rows = [[s.name, st, action[st]] for s, st in statuses.items()]
     print(f"sweep {sweep.path} (dry run, nothing started)")
+    holder = sweep.driver_holder()
+    if holder is not None:
+        print(
+            f"a sweep driver is running on it now (pid {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')} since {holder.get('since', '?')})"
+        )
     print(format_table(["run", "status", "action"], rows))
     counts = {st: list(statuses.values()).count(st) for st in action}
     print(

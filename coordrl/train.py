@@ -29,9 +29,12 @@ from typing import Any
 
 from coordrl import runs
 from coordrl._cli import (
+    MAX_SEED,
+    MAX_STEPS_TEXT,
     OneLineArgumentParser,
     UsageError,
     add_set_option,
+    check_output_dir,
     count_type,
     prefer_passive_openmp,
     run_cli,
@@ -73,9 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--env", help="gymnasium id (MinAtar/Breakout-v1, coordrl/PointAtDot-v0) or Atari game"
     )
     what.add_argument("--algo", choices=ALGOS, help=f"algorithm (default {d['algo']})")
-    what.add_argument("--seed", type=count_type(0), help=f"seed, >= 0 (default {d['seed']})")
     what.add_argument(
-        "--timesteps", type=steps_type(1), help="env steps: 1e7, 10M (default: config n_timesteps)"
+        "--seed", type=count_type(0, MAX_SEED), help=f"seed, 0..2^32-1 (default {d['seed']})"
+    )
+    what.add_argument(
+        "--timesteps",
+        type=steps_type(1),
+        help=f"env steps: 1e7, 10M; at most {MAX_STEPS_TEXT} (default: config n_timesteps)",
     )
     what.add_argument("--n-envs", type=count_type(1), help="parallel envs (default: config n_envs)")
     what.add_argument(
@@ -253,6 +260,8 @@ def _resume_run_config(args: argparse.Namespace) -> RunConfig:
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run directory")
+    if not os.access(run_dir, os.R_OK | os.X_OK):
+        raise UsageError(f"--resume {run_dir}: cannot be read (permission denied)")
     if (run_dir / runs.RESULT_FILE).exists():
         raise UsageError(f"--resume {run_dir}: the run is already complete (result.json exists)")
     try:
@@ -262,6 +271,10 @@ def _resume_run_config(args: argparse.Namespace) -> RunConfig:
     except runs.CorruptRunError as e:
         raise UsageError(f"--resume: {e}") from None
     _check(config, str(run_dir / runs.CONFIG_FILE))
+    try:
+        runs.read_evaluations(run_dir)  # read again when training resumes: check it now
+    except runs.CorruptRunError as e:
+        raise UsageError(f"--resume: {e}; fix or delete it to resume") from None
     name = args.game or args.env
     given: dict[str, Any] = {
         "game": _resolve_env_name(name).game if name else None,
@@ -302,17 +315,6 @@ def _resume_run_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
-def _check_logdir(logdir: Path) -> None:
-    """The run directory's parent must be a writable directory (or creatable)."""
-    existing = logdir
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"--logdir {logdir}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--logdir {logdir}: {existing} is not writable")
-
-
 def _prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Path, RunConfig, Path | None]:
     """Check everything that can be checked without side effects.
 
@@ -321,11 +323,11 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Path, RunConfig
     if args.resume is not None:
         config = _resume_run_config(args)
         run_dir = Path(args.resume)
-        _check_logdir(run_dir)
+        check_output_dir(run_dir, "--resume")
         return run_dir, config, runs.latest_checkpoint(run_dir)
     config = _new_run_config(args, argv)
     logdir = Path(args.logdir)
-    _check_logdir(logdir)
+    check_output_dir(logdir, "--logdir")
     run_dir = logdir / runs.run_name(config.game, config.algo, config.variant, config.seed)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise UsageError(

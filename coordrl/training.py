@@ -34,16 +34,25 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import VecEnv
 
 from coordrl import __version__, runs
-from coordrl._cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, MAX_STEPS, UsageError
+from coordrl._cli import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    MAX_SEED,
+    MAX_STEPS,
+    UsageError,
+)
 from coordrl.agents.config import ALGOS, AlgoConfig, ConfigError, config_from_dict
 from coordrl.agents.factory import (
     build_model,
+    check_extractor_kwargs,
     set_channels_last,
     torch_threads,
     use_channels_last,
 )
 from coordrl.coord_usage import CoordUsageCallback, coord_weight_ratios
-from coordrl.envs import UnknownEnvError, make_env
+from coordrl.envs import UnknownEnvError, make_env, resolve_env
+from coordrl.envs.factory import BACKENDS as ENV_BACKENDS
 from coordrl.runs import RunConfig, RunResult
 from coordrl.variant import Variant
 
@@ -54,6 +63,7 @@ __all__ = [
     "StopFlag",
     "algo_config",
     "check_config",
+    "env_description",
     "evaluate_returns",
     "load_model",
     "make_eval_env",
@@ -61,6 +71,8 @@ __all__ = [
     "save_checkpoint",
 ]
 
+#: Env families whose vector env the run's ``env_backend`` chooses (``coordrl.envs.make_env``).
+BACKEND_FAMILIES = ("atari", "minatar")
 #: Evaluation envs are seeded apart from the training envs (seed + this offset).
 EVAL_SEED_OFFSET = 10_000
 #: At most this many evaluation envs play episodes in parallel.
@@ -83,8 +95,8 @@ def algo_config(config: RunConfig) -> AlgoConfig:
 
 def check_config(config: RunConfig, source: str = "config") -> None:
     """Check a run configuration the same way whether it is new or read back from
-    ``config.yaml`` for ``--resume`` or evaluation: value ranges, the algorithm's
-    hyperparameters and the variant.
+    ``config.yaml`` for ``--resume`` or evaluation, and before anything is built: value ranges,
+    the game, the algorithm's hyperparameters (``policy_kwargs`` included) and the variant.
 
     :param config: the configuration
     :param source: where it came from, for the error message (``--timesteps``, a file...)
@@ -96,19 +108,25 @@ def check_config(config: RunConfig, source: str = "config") -> None:
         raise ValueError(
             f"{source}: timesteps must be in 1..{MAX_STEPS:.0e}, got {config.timesteps}"
         )
-    if config.seed < 0:
-        raise ValueError(f"{source}: seed must be >= 0, got {config.seed}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ValueError(f"{source}: seed must be in 0..{MAX_SEED}, got {config.seed}")
     for key in ("n_envs", "eval_episodes"):
         if getattr(config, key) < 1:
             raise ValueError(f"{source}: {key} must be positive, got {getattr(config, key)}")
     for key in ("eval_freq", "checkpoint_freq", "keep_checkpoints"):
         if getattr(config, key) < 0:
             raise ValueError(f"{source}: {key} must be >= 0, got {getattr(config, key)}")
+    if config.env_backend not in ENV_BACKENDS:
+        raise ValueError(
+            f"{source}: env_backend must be one of {', '.join(ENV_BACKENDS)}, "
+            f"got {config.env_backend!r}"
+        )
     config_from_dict(
         config.algo,
         {"n_envs": config.n_envs, "n_timesteps": config.timesteps, **config.hyperparams},
         source=source,
     )
+    check_extractor_kwargs(config.hyperparams, resolve_env(config.game).family, source)
     variant = Variant.from_name(config.variant).canonical()
     if variant.name != config.variant:
         raise ValueError(f"{source}: variant {config.variant!r} is not canonical")
@@ -430,13 +448,13 @@ def run_training(
             e for e in evaluations if e["step"] <= model.num_timesteps and not e["final"]
         ]
         if not resumed:
-            runs.write_config(run_dir, config)
+            _write_new_config(run_dir, config)
         else:
             # keep evaluations.json consistent with the checkpoint we restart from
             runs.write_evaluations(run_dir, evaluations)
         eval_env = make_eval_env(config, config.eval_episodes)
         model.set_logger(configure(str(run_dir / runs.TB_DIR), ["tensorboard"]))
-        _print_start(run_dir, config, model, checkpoint, resumed, device)
+        _print_start(run_dir, config, env, spec.family, model, checkpoint, resumed, device)
         return _learn_and_finish(run_dir, config, model, eval_env, evaluations, stop, progress_bar)
     except runs.CorruptRunError as e:
         raise UsageError(f"--resume: {e}") from None
@@ -454,17 +472,44 @@ def run_training(
             eval_env.close()
 
 
-def _print_start(run_dir, config, model, checkpoint, resumed, device) -> None:
+def _write_new_config(run_dir: Path, config: RunConfig) -> None:
+    """The first file of a new run (creating its directory); a directory that cannot be made
+    although the CLI's check passed (``os.access`` cannot tell, e.g. for root) is bad input."""
+    try:
+        runs.write_config(run_dir, config)
+    except OSError as e:
+        raise UsageError(
+            f"cannot create the run directory {run_dir} ({e.strerror or e}); "
+            "choose another --logdir"
+        ) from None
+
+
+def env_description(env: VecEnv, family: str, backend: str) -> str:
+    """What a run trains on, for its first line: ``8 x MinAtarVecEnv, native backend``, or
+    ``8 x DummyVecEnv`` for a gymnasium id (whose env the backend does not change).
+
+    :param env: the training vector env (SB3 wrappers such as ``VecFrameStack`` are looked
+        through: the innermost vector env is named)
+    :param family: ``EnvSpec.family``
+    :param backend: the run's ``env_backend``
+    """
+    inner = env
+    while isinstance(getattr(inner, "venv", None), VecEnv):
+        inner = inner.venv  # type: ignore[attr-defined]
+    text = f"{env.num_envs} x {type(inner).__name__}"
+    return f"{text}, {backend} backend" if family in BACKEND_FAMILIES else text
+
+
+def _print_start(run_dir, config, env, family, model, checkpoint, resumed, device) -> None:
     if checkpoint is not None:
         how = f"resuming from {checkpoint.name} (step {model.num_timesteps})"
     elif resumed:
         how = "no checkpoint yet: restarting from step 0"
     else:
         how = "new run"
-    envs = f"{config.env_backend} Atari env" if config.is_atari else type(model.env).__name__
     print(
         f"{run_dir}: {config.algo.upper()} {config.variant} on {config.game} "
-        f"({envs} x{config.n_envs}), seed {config.seed}, "
+        f"({env_description(env, family, config.env_backend)}), seed {config.seed}, "
         f"{config.timesteps} steps, device {device}, {th.get_num_threads()} threads; {how}",
         flush=True,
     )

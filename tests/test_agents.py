@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch as th
@@ -25,6 +27,7 @@ from coordrl.agents.config import (
 from coordrl.agents.factory import (
     TensorRolloutBuffer,
     build_model,
+    check_extractor_kwargs,
     extractor_class,
     torch_threads,
 )
@@ -144,6 +147,57 @@ def test_policy_kwargs_strings_are_parsed_without_eval():
     ):
         with pytest.raises(ConfigError):
             parse_policy_kwargs(code)
+
+
+@pytest.mark.parametrize(
+    "algo, value, match",
+    [
+        ("ppo", "{bogus: 1}", "unknown key 'bogus' for PPO's CnnPolicy; valid keys: activation_fn"),
+        ("ppo", "dict(net_arch=-1)", "net_arch must be a list of positive layer sizes"),
+        ("ppo", "dict(net_arch=[64, 0])", "net_arch must be"),
+        ("ppo", "dict(net_arch=dict(pi=[64], qf=[64]))", "dict(pi=[...], vf=[...])"),
+        ("dqn", "dict(net_arch=dict(pi=[64]))", "net_arch must be a list of positive layer sizes"),
+        ("dqn", "dict(ortho_init=False)", "unknown key 'ortho_init' for DQN's CnnPolicy"),
+        ("ppo", "dict(ortho_init=1)", "ortho_init must be true or false, got 1"),
+        ("a2c", "dict(activation_fn='relu')", "activation_fn must be a torch Module class"),
+        ("ppo", "dict(optimizer_kwargs=5)", "optimizer_kwargs must be a mapping"),
+        ("ppo", "dict(optimizer_kwargs=dict(epz=1))", "unknown key 'epz' for Adam"),
+        ("ppo", "dict(optimizer_kwargs=dict(lr=1))", "use learning_rate"),
+        ("ppo", "dict(features_extractor_class=nn.ReLU)", "cannot be set: coordrl always uses"),
+    ],
+)
+def test_bad_policy_kwargs_are_rejected_when_read(algo, value, match):
+    """Checked against the SB3 policy's constructor when the config is read, not when built."""
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        apply_overrides(load_config(algo), parse_overrides([f"policy_kwargs={value}"]))
+
+
+def test_good_policy_kwargs_pass():
+    good = "dict(net_arch=dict(pi=[64], vf=[32]), activation_fn=nn.ReLU, ortho_init=False)"
+    cfg = apply_overrides(load_config("ppo"), parse_overrides([f"policy_kwargs={good}"]))
+    assert resolve_hyperparams("ppo", cfg.hyperparams)["policy_kwargs"]["net_arch"]["vf"] == [32]
+    for algo in ("a2c", "dqn"):  # the shipped optimizer settings
+        for family in ("atari", "minatar"):
+            resolve_hyperparams(algo, load_config(algo, family=family).hyperparams)
+
+
+@pytest.mark.parametrize(
+    "kwargs, family, match",
+    [
+        ("dict(features_dimm=3)", "atari", "unknown key 'features_dimm' for CoordNatureCNN"),
+        ("dict(features_dim=0)", "minatar", "features_dim must be a positive integer"),
+        ("dict(features_dim='x')", "atari", "features_dim must be an integer"),
+        ("dict(channels_last=True)", "atari", "cannot set channels_last"),
+        ("dict(with_r=True)", "pixel", "cannot set with_r: use --with-r"),
+    ],
+)
+def test_bad_extractor_kwargs_are_rejected_for_the_family(kwargs, family, match):
+    hp = {"policy_kwargs": f"dict(features_extractor_kwargs={kwargs})"}
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        check_extractor_kwargs(hp, family, "--set")
+    check_extractor_kwargs(
+        {"policy_kwargs": "dict(features_extractor_kwargs=dict(features_dim=64))"}, family
+    )
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_parse_run_name():
     assert parse_run_name("notes") is None
 
 
-def test_end_to_end_report(tmp_path, capsys):
+def test_end_to_end_report(tmp_path, capsys, wrong_modes):
     sweep = tmp_path / "sweep"
     _make_sweep(sweep)
     rc = main([str(sweep), "--bootstrap", "200", "--seed", "1"])
@@ -185,6 +186,7 @@ def test_end_to_end_report(tmp_path, capsys):
     ):
         assert text in md, text
     assert "better" in out and "Pong" in out and "3 run(s) excluded" in out
+    assert wrong_modes(report) == {}  # report.md, the CSVs and the PNGs
 
 
 def _error_line(capsys) -> str:
@@ -211,6 +213,71 @@ def test_result_with_missing_fields_exits_2(tmp_path, capsys):
     atomic_write_json(bad, {"game": "Pong"})
     assert main([str(sweep)]) == 2
     assert str(bad) in _error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("final_returns", [True, 1.0]),
+        ("final_returns", ["1.0"]),
+        ("final_returns", [None]),
+        ("curve_returns", [[1.0], [False]]),
+        ("curve_steps", [0, "1000"]),
+        ("seed", True),
+        ("game", 5),
+    ],
+)
+def test_non_numbers_in_a_result_exit_2_naming_the_file(tmp_path, capsys, field, value):
+    """Booleans are ints to Python: a ``true`` among the returns is still not a return."""
+    sweep = tmp_path / "sweep"
+    _write_run(sweep, "Pong", "conv", 0, 1.0)
+    bad = _write_run(sweep, "Pong", "coordconv", 0, 1.0) / RESULT_FILE
+    data = json.loads(bad.read_text())
+    data[field] = value
+    if field == "curve_returns":
+        data["curve_steps"] = [0, 1000]
+    atomic_write_json(bad, data)
+    assert main([str(sweep)]) == 2
+    err = _error_line(capsys)
+    assert str(bad) in err and repr(field) in err
+    assert not (sweep / "report").exists()
+
+
+def test_runs_csv_names_missing_runs_by_their_real_game(tmp_path, capsys):
+    """A sweep manifest (SweepDir.write_manifest) lists run directory names, whose games are
+    sanitised (coordrl-PointAtDot-v0); runs.csv names a missing run by the definition's game."""
+    from coordrl.sweeps.definition import SweepDefinition
+    from coordrl.sweeps.layout import SweepDir
+
+    game = "coordrl/PointAtDot-v0"
+    sweep = tmp_path / "sweep"
+    definition = SweepDefinition([game], ["ppo"], ["conv", "coordconv"], [0, 1, 2], 3000)
+    SweepDir(sweep).write_manifest(definition, [])
+    for variant in ("conv", "coordconv"):
+        for seed in (0, 1):
+            _write_run(sweep, game, variant, seed, 1.0 + seed, is_atari=False)
+    assert main([str(sweep), "--bootstrap", "100"]) == 0
+    missing = [r for r in _read_csv(sweep / "report" / "runs.csv") if r["status"] == "missing"]
+    assert [(r["game"], r["variant"], r["seed"]) for r in missing] == [
+        (game, "conv", "2"),
+        (game, "coordconv", "2"),
+    ]
+    assert {r["run"] for r in missing} == {
+        "coordrl-PointAtDot-v0_ppo_conv_s2",
+        "coordrl-PointAtDot-v0_ppo_coordconv_s2",
+    }
+
+
+def test_unreadable_sweep_directory_exits_2(tmp_path, capsys, file_modes_enforced):
+    sweep = tmp_path / "sweep"
+    _write_run(sweep, "Pong", "conv", 0, 1.0)
+    locked = _write_run(sweep, "Pong", "coordconv", 0, 1.0)
+    locked.chmod(0)
+    try:
+        assert main([str(sweep)]) == 2
+        assert f"{locked}: cannot be read" in _error_line(capsys)
+    finally:
+        locked.chmod(0o755)
 
 
 def test_no_results_and_unknown_variants_exit_2(tmp_path, capsys):

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 
@@ -124,3 +126,35 @@ def test_canonical_variant_names(name: str, canonical: str) -> None:
 def test_canonical_rejects_layers_the_nature_cnn_lacks() -> None:
     with pytest.raises(ValueError):
         Variant.from_name("coordconv-L7").canonical()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path, umask: int) -> None:
+    """mkstemp makes 0600 files; atomic_write gives them 0666 less the umask, as open() does,
+    for JSON, YAML and model zips alike."""
+    old = os.umask(umask)
+    try:
+        runs.write_progress(tmp_path, 1, 2, 3.0)
+        runs.write_model(tmp_path / "model.zip", lambda f: f.write(b"PK"))
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["progress.json", "model.zip", "plain.txt"], 0o666 & ~umask)
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path) -> None:
+    """A crash (here: an exception) while a file is rewritten leaves the old file whole and no
+    temporary file behind; readers never see half a file."""
+    path = tmp_path / runs.RESULT_FILE
+    path.write_text('{"old": true}\n')
+
+    def half_then_crash(f) -> None:
+        f.write(b'{"new": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        runs.write_model(path, half_then_crash)
+    assert path.read_text() == '{"old": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == [runs.RESULT_FILE]

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -385,7 +386,7 @@ def test_rerun_of_a_finished_sweep_has_nothing_to_do(tmp_path: Path, monkeypatch
 
 
 FAKE_TRAIN = """
-import argparse, time
+import argparse, os, time
 from pathlib import Path
 from coordrl import runs
 
@@ -398,6 +399,9 @@ a, _ = p.parse_known_args()
 run_dir = Path(a.logdir) / runs.run_name(a.game, a.algo, a.variant, a.seed)
 run_dir.mkdir(parents=True)
 (run_dir / runs.CONFIG_FILE).write_text("fake: true\\n")
+hold = os.environ.get("FAKE_TRAIN_HOLD")  # wait until the test creates this file
+while hold and not os.path.exists(hold):
+    time.sleep(0.05)
 for k in range(1, 4):
     time.sleep(1.0)
     runs.write_progress(run_dir, k * a.timesteps // 4, a.timesteps, 1000.0)
@@ -420,6 +424,120 @@ def test_plain_status_lines_from_progress_files(tmp_path: Path, monkeypatch) -> 
     assert status, out
     assert any(re.search(r"\| [1-9][\d,]* steps/s \| ETA \d", ln) for ln in status), out
     assert "done 2/2 running 0 failed 0 | 800/800 steps" in out
+
+
+def _fake_train(tmp_path: Path, monkeypatch) -> list[str]:
+    """Use the fake train module (children of an in-process or subprocess sweep find it)."""
+    (tmp_path / "fake_train.py").write_text(textwrap.dedent(FAKE_TRAIN))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    return ["--train-module", "fake_train"]
+
+
+def test_a_second_driver_is_refused_naming_the_first(tmp_path: Path, monkeypatch) -> None:
+    """Two drivers on one sweep directory: the second exits 2 with one line naming the first
+    (pid, host, since when) and changes nothing; the first finishes with the right count."""
+    fake = _fake_train(tmp_path, monkeypatch)
+    hold = tmp_path / "go"
+    monkeypatch.setenv("FAKE_TRAIN_HOLD", str(hold))
+    path = tmp_path / "s"
+    argv = ["--games", ENV, "--algos", "ppo", "--variants", "conv", "--seeds", "2"]
+    argv += ["--timesteps", "400", "--workers", "1", "--out", str(path), *fake]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "coordrl.sweep", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    sweep_dir = SweepDir(path)
+    deadline = time.monotonic() + 120
+    while (sweep_dir.driver_holder() or {}).get("pid") != first.pid:
+        assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
+        time.sleep(0.05)
+    manifest = (path / "manifest.json").read_bytes()
+    rc, out, err = run_main(argv)
+    assert rc == 2 and out == "" and err.count("\n") == 1, out + err
+    assert f"is already being run by pid {first.pid} on {socket.gethostname()} since 20" in err
+    rc, out, _ = run_main(["--out", str(path), "--dry-run"])
+    assert rc == 0 and f"a sweep driver is running on it now (pid {first.pid}" in out
+    assert (path / "manifest.json").read_bytes() == manifest
+    hold.touch()
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, out
+    assert "2/2 runs complete, 0 failed, 0 not complete" in out
+    assert out.count("started") == 2 and sweep_dir.driver_holder() is None  # released
+    rc, out, _ = run_main(["--out", str(path), *fake])
+    assert rc == 0 and "all 2 runs complete, nothing to do" in out
+
+
+def test_a_held_driver_lock_refuses_and_a_released_one_does_not(tmp_path: Path) -> None:
+    path = tmp_path / "done"
+    sweep_dir = _finished_sweep(path)
+    with sweep_dir.driver_lock():
+        rc, _, err = run_main(["--out", str(path)])
+        assert rc == 2 and f"pid {os.getpid()} on " in err and err.count("\n") == 1
+    rc, out, _ = run_main(["--out", str(path)])
+    assert rc == 0 and "nothing to do" in out
+
+
+def test_rerun_with_only_out_keeps_the_launch_options(tmp_path: Path, monkeypatch) -> None:
+    fake = _fake_train(tmp_path, monkeypatch)
+    path = tmp_path / "s"
+    argv = ["--games", ENV, "--algos", "ppo", "--variants", "conv", "--seeds", "2"]
+    argv += ["--timesteps", "40", "--checkpoint-freq", "128", "--threads", "1", "--device", "cpu"]
+    rc, out, err = run_main([*argv, "--workers", "2", "--out", str(path), *fake])
+    assert rc == 0, out + err
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["launch_options"] == {
+        "checkpoint_freq": 128, "device": "cpu", "threads": 1, "workers": 2,
+    }  # fmt: skip
+    sweep_dir = SweepDir(path)
+    shutil.rmtree(sweep_dir.run_dir(spec("conv", 1)))  # to run again
+
+    rc, out, err = run_main(["--out", str(path), *fake])
+    assert rc == 0, out + err
+    reused = "launch options from the manifest: --checkpoint-freq 128 --device cpu --workers 2"
+    assert reused + " --threads 1" in out and "2 worker(s) x 1 thread(s)" in out
+    log = (sweep_dir.run_dir(spec("conv", 1)) / runs.LOG_FILE).read_text()
+    assert "--checkpoint-freq 128" in log and "--device cpu" in log and "--threads 1" in log
+
+    shutil.rmtree(sweep_dir.run_dir(spec("conv", 1)))
+    rc, out, err = run_main(["--out", str(path), "--checkpoint-freq", "64", *fake])
+    assert rc == 0, out + err
+    log = (sweep_dir.run_dir(spec("conv", 1)) / runs.LOG_FILE).read_text()
+    assert "--checkpoint-freq 64" in log
+    stored = json.loads((path / "manifest.json").read_text())["launch_options"]
+    assert stored["checkpoint_freq"] == 64 and stored["device"] == "cpu"  # the flag wins
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"definition": {"games": 5}}, "definition: games must be a list of names"),
+        ({"definition": {"seeds": ["x"]}}, "seeds must be a list of seeds"),
+        ({"definition": {"timesteps": "many"}}, "timesteps must be an integer"),
+        ({"definition": {"algos": ["sac"]}}, "unknown algorithm or variant 'sac'"),
+        ({"definition": {"train_options": {"n_envs": "x"}}}, "n_envs: expected an integer"),
+        ({"launch_options": {"workers": 0}}, "workers: must be positive"),
+        ({"launch_options": {"nope": 1}}, "launch_options must be a mapping of"),
+        ({"definition": None}, "'definition' must be a mapping"),
+    ],
+)
+def test_a_manifest_with_wrong_types_is_exit_2_and_unchanged(tmp_path, change, message) -> None:
+    path = tmp_path / "done"
+    _finished_sweep(path)
+    data = json.loads((path / "manifest.json").read_text())
+    for key, value in change.items():
+        if isinstance(value, dict) and key == "definition":
+            data[key].update(value)
+        else:
+            data[key] = value
+    (path / "manifest.json").write_text(json.dumps(data))
+    before = (path / "manifest.json").read_bytes()
+    for argv in (["--out", str(path)], ["--out", str(path), "--dry-run"]):
+        rc, out, err = run_main(argv)
+        assert rc == 2 and err.count("\n") == 1 and message in err, err
+        assert str(path / "manifest.json") in err
+    assert (path / "manifest.json").read_bytes() == before
 
 
 # ------------------------------------------------------------------------------- end to end
@@ -450,6 +568,13 @@ def test_local_sweep_end_to_end(tiny_sweep) -> None:
     assert manifest["definition"]["variants"] == ["conv", "coordconv"]
     assert "done 4/4 running 0 failed 0" in out
     assert "ppo   conv       2/2" in out and "±" in out  # the summary table
+
+
+def test_every_file_of_a_sweep_has_one_mode(tiny_sweep, wrong_modes) -> None:
+    """manifest.json, the locks, the runs' files and train.log: all the mode of a plain open()."""
+    path = tiny_sweep[0]
+    assert (path / "locks" / "driver.lock").exists() and (path / "manifest.json").exists()
+    assert wrong_modes(path) == {}
 
 
 def test_dry_run_lists_status(tiny_sweep) -> None:

@@ -83,6 +83,7 @@ def test_pong_train_then_evaluate(algo, tmp_path, capsys):
     ]
     rc, out, err = run_main(train.main, argv, capsys)
     assert rc == 0, err
+    assert re.search(r"on Pong \(2 x \w+, native backend\), seed 0", out), out
     percents = [int(m) for m in re.findall(r"\((\d+)%\)", out)]
     assert percents and max(percents) <= 100  # status lines stop at the target
     run_dir = tmp_path / f"Pong_{algo}_conv_s0"
@@ -133,6 +134,25 @@ def test_pong_sb3_backend_with_coordconv(tmp_path, capsys):
     assert set(result.extra["coord_ratios"]) == {"features_extractor.cnn.0"}
 
 
+@pytest.mark.parametrize(
+    "env_id, backend, label",
+    [
+        ("coordrl/PointAtDot-v0", "native", "2 x DummyVecEnv"),  # the backend changes nothing
+        ("coordrl/PointAtDot-v0", "sb3", "2 x DummyVecEnv"),
+        ("MinAtar/Breakout-v1", "native", "2 x MinAtarVecEnv, native backend"),
+        ("MinAtar/Breakout-v1", "sb3", "2 x DummyVecEnv, sb3 backend"),
+    ],
+)
+def test_the_start_line_says_which_env_is_used(env_id, backend, label):
+    from coordrl.envs import make_env
+
+    env, spec = make_env(env_id, 2, 0, backend, True)
+    try:
+        assert training.env_description(env, spec.family, backend) == label
+    finally:
+        env.close()
+
+
 # --------------------------------------------------------------------------- pixel env runs
 @pytest.fixture(scope="module")
 def done_run(tmp_path_factory) -> Path:
@@ -174,6 +194,13 @@ def test_complete_run_layout(done_run):
     ckpts = sorted(p.name for p in (done_run / "checkpoints").glob("*.zip"))
     assert ckpts == ["model_192_steps.zip", "model_256_steps.zip"]  # --keep-checkpoints 2
     assert result.wall_time_s > 0 and result.fps > 0
+
+
+def test_every_file_of_a_run_has_one_mode(done_run, wrong_modes):
+    """Atomically written files (config, evaluations, progress, result, model and checkpoint
+    zips) get the mode of a plain open(), as TensorBoard's files do: 0644 under umask 022."""
+    assert {"config.yaml", "model.zip", "result.json"} <= {p.name for p in done_run.iterdir()}
+    assert wrong_modes(done_run) == {}
 
 
 def test_tensorboard_scalars(done_run):

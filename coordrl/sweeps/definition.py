@@ -13,20 +13,24 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from coordrl import runs
-from coordrl._cli import UsageError, parse_key_values, parse_steps
+from coordrl._cli import MAX_SEED, UsageError, parse_count, parse_key_values, parse_steps
 from coordrl.files import FileFormatError, read_yaml
+from coordrl.hardware import DEVICES
 from coordrl.variant import Variant
 
 __all__ = [
+    "CHOICES",
     "CONFIG_KEYS",
+    "LAUNCH_OPTIONS",
     "TRAIN_OPTIONS",
     "RunSpec",
     "SweepDefinition",
     "SweepError",
+    "check_option",
     "load_config",
     "overrides_for",
     "parse_overrides",
@@ -42,6 +46,19 @@ TRAIN_OPTIONS = {
     "eval_freq": "--eval-freq",
 }
 
+#: How a sweep is executed: may change between reruns (not part of the definition), stored in
+#: the manifest so that a rerun with only ``--out`` runs as the last launch did.
+LAUNCH_OPTIONS = (
+    "checkpoint_freq",
+    "device",
+    "backend",
+    "address",
+    "workers",
+    "threads",
+    "cpus_per_run",
+    "gpus_per_run",
+)
+
 #: YAML keys accepted by ``--config`` (command-line flags with ``-`` written as ``_``).
 CONFIG_KEYS = {
     "games",
@@ -52,15 +69,17 @@ CONFIG_KEYS = {
     "out",
     "set",
     *TRAIN_OPTIONS,
-    "checkpoint_freq",
-    "device",
-    "workers",
-    "threads",
-    "backend",
-    "address",
-    "cpus_per_run",
-    "gpus_per_run",
+    *LAUNCH_OPTIONS,
 }
+
+#: The choices of the options that have them (the sweep CLI's parser uses them too).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "env_backend": ("native", "sb3"),
+    "backend": ("local", "ray"),
+    "device": DEVICES,
+}
+_COUNTS = {"n_envs": 1, "eval_episodes": 1, "workers": 1, "threads": 1}
+_STEP_COUNTS = {"eval_freq": 0, "checkpoint_freq": 0}
 
 
 class SweepError(ValueError):
@@ -210,6 +229,64 @@ def _unique(kind: str, values: Sequence[str]) -> list[str]:
     return seen
 
 
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def check_option(key: str, value: Any, source: str) -> Any:
+    """Check the type (and, where the flag's parser checks it, the range) of a sweep option
+    read from a file, the sweep YAML (``--config``) or ``manifest.json``, as the flag's parser
+    would; returns it normalised (names split, step counts as ints).
+
+    :param key: a :data:`CONFIG_KEYS` key
+    :param value: the value as read
+    :param source: the file, for the message
+    :raises SweepError: a value of the wrong type or out of range
+    """
+    where = f"{source}: {key}"
+    if key in ("games", "algos", "variants"):
+        names = value.split() if isinstance(value, str) else value
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise SweepError(f"{where} must be a list of names (or one string), got {value!r}")
+        return names
+    if key == "seeds":
+        ok = _scalar(value) or (isinstance(value, list) and all(_scalar(v) for v in value))
+        if not ok:
+            raise SweepError(f"{where} must be a count (5) or a list of seeds, got {value!r}")
+        return value
+    if key == "timesteps":
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise SweepError(f"{where} must be a number of steps (2e6, 2_000_000), got {value!r}")
+        return value  # parsed with the flag's messages by SweepDefinition.build
+    if key == "set":
+        ok = isinstance(value, (str, dict)) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        )
+        if not ok:
+            raise SweepError(f"{where} must be a mapping of key: value, got {value!r}")
+        return value
+    try:
+        if key in _COUNTS:
+            return parse_count(value, _COUNTS[key])
+        if key in _STEP_COUNTS:
+            return parse_steps(value, _STEP_COUNTS[key])
+    except ValueError as e:
+        raise SweepError(f"{where}: {e}") from None
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            raise SweepError(f"{where} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+        return value
+    if key in ("out", "address"):
+        if not isinstance(value, str) or not value:
+            raise SweepError(f"{where} must be a path or address string, got {value!r}")
+        return value
+    if key in ("cpus_per_run", "gpus_per_run"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise SweepError(f"{where} must be a positive number, got {value!r}")
+        return value
+    raise SweepError(f"{source}: unknown key {key!r}; known: {', '.join(sorted(CONFIG_KEYS))}")
+
+
 @dataclass
 class SweepDefinition:
     """What the runs of a sweep are; stored in ``manifest.json`` and compared on every rerun.
@@ -282,6 +359,36 @@ class SweepDefinition:
             train_options=options,
         )
 
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> SweepDefinition:
+        """A definition read back from ``manifest.json`` (written by :meth:`to_dict`), its
+        types and values checked without importing torch (games and overrides are checked
+        when the sweep is defined: :meth:`build`).
+
+        :param data: the manifest's ``definition``
+        :param source: the manifest file, for the message
+        :raises SweepError: missing or unknown keys, wrong types or values
+        """
+        required = {"games", "algos", "variants", "seeds", "timesteps"}
+        if not isinstance(data, dict) or not required <= set(data) <= {f.name for f in fields(cls)}:
+            raise SweepError(
+                f"{source}: 'definition' must be a mapping of {sorted(required)} (and overrides, "
+                f"train_options), got {data!r:.200}"
+            )
+        where = f"{source}: definition"
+        names = {k: check_option(k, data[k], where) for k in ("games", "algos", "variants")}
+        bad = [a for a in names["algos"] if a not in runs.ALGOS]
+        bad += [v for v in names["variants"] if not _is_variant(v)]
+        if bad:
+            raise SweepError(f"{where}: unknown algorithm or variant {bad[0]!r}")
+        return cls(
+            **names,
+            seeds=_stored_seeds(data["seeds"], where),
+            timesteps=_stored_timesteps(data["timesteps"], where),
+            overrides=_stored_overrides(data.get("overrides", {}), where),
+            train_options=_stored_train_options(data.get("train_options", {}), where),
+        )
+
     def runs(self) -> list[RunSpec]:
         """All runs, game-major then algo, seed, variant (so early results cover all variants
         of a game)."""
@@ -301,6 +408,45 @@ class SweepDefinition:
         return [f"{k}: {a[k]!r} (manifest) != {b[k]!r} (command)" for k in a if a[k] != b[k]]
 
 
+def _is_variant(name: str) -> bool:
+    try:
+        Variant.from_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _stored_seeds(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_SEED for x in value
+    ):
+        raise SweepError(f"{where}: seeds must be a list of seeds (integers), got {value!r}")
+    return value
+
+
+def _stored_overrides(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise SweepError(f"{where}: overrides must map keys to strings, got {value!r}")
+    return value
+
+
+def _stored_train_options(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not set(value) <= set(TRAIN_OPTIONS):
+        raise SweepError(f"{where}: train_options must be a mapping of {sorted(TRAIN_OPTIONS)}")
+    return {k: check_option(k, v, where) for k, v in value.items()}
+
+
+def _stored_timesteps(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SweepError(f"{where}: timesteps must be an integer, got {value!r}")
+    try:
+        return parse_steps(value, minimum=1, what="timesteps")
+    except ValueError as e:
+        raise SweepError(f"{where}: timesteps {e}") from None
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a sweep."""
@@ -316,10 +462,11 @@ class RunSpec:
 
 
 def load_config(path: str) -> dict[str, Any]:
-    """Read a sweep YAML file (``--config``); unknown keys are an error.
+    """Read a sweep YAML file (``--config``); unknown keys and values of the wrong type are an
+    error (:func:`check_option`).
 
     :raises SweepError: the file is missing, unreadable, not YAML or not a mapping of the
-        :data:`CONFIG_KEYS` (the message names the file)
+        :data:`CONFIG_KEYS` with values of their types (the message names the file)
     """
     try:
         data = read_yaml(path, "a mapping of sweep options")
@@ -333,7 +480,4 @@ def load_config(path: str) -> dict[str, Any]:
     if unknown:
         known = ", ".join(sorted(CONFIG_KEYS))
         raise SweepError(f"{path}: unknown key(s) {unknown}; known: {known}")
-    for key in ("games", "algos", "variants"):
-        if isinstance(data.get(key), str):
-            data[key] = data[key].split()
-    return data
+    return {key: check_option(key, value, path) for key, value in data.items()}

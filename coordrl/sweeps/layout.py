@@ -8,6 +8,7 @@ belong to :mod:`coordrl.runs`)::
                               when the process ends (the train CLI refuses to start in an
                               existing directory, so the log cannot live there from the start)
       locks/<run_name>.lock   held (flock) by the run's training process for as long as it lives
+      locks/driver.lock       held (flock) by the one sweep driver working on this directory
       locks/stop-*            the Ray backend's "stop now" signal to its tasks (shared FS)
       failed/<run>.failed-K   earlier failed attempts, moved out of runs/ when a run is retried
 """
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import json
 import os
+import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,9 +30,16 @@ from typing import IO, Any
 
 from coordrl import runs
 from coordrl.files import FileFormatError, atomic_write_json, read_json
-from coordrl.sweeps.definition import RunSpec, SweepDefinition, SweepError
+from coordrl.sweeps.definition import (
+    LAUNCH_OPTIONS,
+    RunSpec,
+    SweepDefinition,
+    SweepError,
+    check_option,
+)
 
 __all__ = [
+    "DRIVER_LOCK",
     "FAILED_DIR",
     "LOCKS_DIR",
     "LOGS_DIR",
@@ -48,6 +59,7 @@ RUNS_DIR = "runs"
 LOGS_DIR = "logs"
 LOCKS_DIR = "locks"
 FAILED_DIR = "failed"
+DRIVER_LOCK = "driver.lock"
 
 
 def now_iso() -> str:
@@ -101,13 +113,38 @@ class SweepDir:
         return StopFile(str(self.path / LOCKS_DIR / f"stop-{os.getpid()}-{time.time_ns()}"))
 
     # -------------------------------------------------------------------------- manifest
-    def read_manifest(self) -> SweepDefinition | None:
-        """The stored definition, ``None`` if there is no manifest yet."""
+    def _manifest(self) -> dict[str, Any] | None:
         try:
-            data = read_manifest_data(self.path)
-            return None if data is None else SweepDefinition(**data["definition"])
-        except (FileFormatError, KeyError, TypeError) as e:
-            raise SweepError(f"{self.manifest_path}: not a valid sweep manifest ({e})") from None
+            return read_manifest_data(self.path)
+        except FileFormatError as e:
+            raise SweepError(f"{e}; not a valid sweep manifest") from None
+
+    def read_manifest(self) -> SweepDefinition | None:
+        """The stored definition, ``None`` if there is no manifest yet.
+
+        :raises SweepError: the manifest cannot be read, or its definition has missing keys or
+            values of the wrong types (names the file)
+        """
+        data = self._manifest()
+        if data is None:
+            return None
+        if "definition" not in data:
+            raise SweepError(f"{self.manifest_path}: not a valid sweep manifest (no definition)")
+        return SweepDefinition.from_dict(data["definition"], str(self.manifest_path))
+
+    def launch_options(self) -> dict[str, Any]:
+        """The :data:`~coordrl.sweeps.definition.LAUNCH_OPTIONS` the last launch used (``{}``
+        without a manifest, or for one written before they were stored), checked as a sweep
+        YAML's would be.
+
+        :raises SweepError: unknown keys or values of the wrong types (names the file)
+        """
+        data = self._manifest() or {}
+        stored = data.get("launch_options", {})
+        where = str(self.manifest_path)
+        if not isinstance(stored, dict) or not set(stored) <= set(LAUNCH_OPTIONS):
+            raise SweepError(f"{where}: launch_options must be a mapping of {list(LAUNCH_OPTIONS)}")
+        return {k: check_option(k, v, where) for k, v in stored.items() if v is not None}
 
     def stored_definition(self) -> SweepDefinition | None:
         """The stored definition of an existing sweep directory, ``None`` for a new one.
@@ -118,27 +155,92 @@ class SweepDir:
         if self.path.exists() and not self.path.is_dir():
             raise SweepError(f"{self.path} exists and is not a directory")
         stored = self.read_manifest()
-        if stored is None and self.path.is_dir() and any(self.path.iterdir()):
+        if stored is None and self.path.is_dir() and self._has_files():
             raise SweepError(
                 f"{self.path} is not empty and has no {MANIFEST_FILE}: not a sweep directory; "
                 "choose another --out"
             )
         return stored
 
-    def write_manifest(self, definition: SweepDefinition, argv: Sequence[str]) -> None:
+    def _has_files(self) -> bool:
+        """Whether the directory holds anything but ``locks/`` (which a driver creates first)."""
+        return any(p.name != LOCKS_DIR for p in self.path.iterdir())
+
+    def write_manifest(
+        self,
+        definition: SweepDefinition,
+        argv: Sequence[str],
+        launch_options: dict[str, Any] | None = None,
+    ) -> None:
+        """Write ``manifest.json``: the definition, the runs, and how this launch executes them.
+
+        :param definition: the sweep definition
+        :param argv: the command line of this launch
+        :param launch_options: the :data:`~coordrl.sweeps.definition.LAUNCH_OPTIONS` in effect
+            (``None`` values are left out: the defaults)
+        """
         from coordrl import __version__
 
+        options = {k: v for k, v in (launch_options or {}).items() if v is not None}
         atomic_write_json(
             self.manifest_path,
             {
                 "schema_version": MANIFEST_SCHEMA_VERSION,
                 "definition": definition.to_dict(),
+                "launch_options": options,
                 "runs": [spec.name for spec in definition.runs()],
                 "coordrl_version": __version__,
                 "updated": now_iso(),
                 "command": ["python", "-m", "coordrl.sweep", *argv],
             },
         )
+
+    # -------------------------------------------------------------------------- the driver
+    @property
+    def driver_lock_path(self) -> Path:
+        return self.path / LOCKS_DIR / DRIVER_LOCK
+
+    def driver_holder(self) -> dict[str, Any] | None:
+        """Who drives this sweep now (``{"pid", "host", "since"}``, or ``{}`` when the lock
+        is held but its note cannot be read), ``None`` when no driver holds the lock."""
+        lock = RunLock(self.driver_lock_path)
+        if not lock.path.exists():
+            return None
+        if lock.acquire(create=False):
+            lock.release()
+            return None
+        return lock.read_holder()
+
+    @contextmanager
+    def driver_lock(self) -> Iterator[RunLock]:
+        """Hold ``locks/driver.lock`` while this process drives the sweep: one driver per sweep
+        directory. The OS releases it when the process ends, however it ends (even SIGKILL), so
+        a dead driver never blocks a restart; the training processes do not inherit it.
+
+        Guaranteed on one host. Across hosts (a sweep directory on NFS) ``flock`` excludes two
+        drivers only where the filesystem supports locks (NFSv4, or NFSv3 with lockd: Linux
+        emulates ``flock`` with byte-range locks there); the message names the holder's host.
+
+        :raises SweepError: another driver holds it (the message names its pid, host, start)
+        """
+        lock = RunLock(self.driver_lock_path)
+        if not lock.acquire():
+            holder = lock.read_holder()
+            who = (
+                f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+                if holder
+                else f"another process (it holds {lock.path})"
+            )
+            raise SweepError(
+                f"{self.path} is already being run by {who}; wait for that sweep to end or stop "
+                "it (Ctrl-C / kill -INT PID), then rerun"
+            )
+        try:
+            me = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
+            lock.write_holder(me)
+            yield lock
+        finally:
+            lock.release()
 
     # -------------------------------------------------------------------------- run state
     def lock(self, spec: RunSpec) -> RunLock:
@@ -233,8 +335,13 @@ class StopFile:
 
 
 class RunLock:
-    """An exclusive ``flock`` on ``locks/<run>.lock``, inherited by the training process so
-    that the run stays locked for as long as that process lives, even if the sweep dies.
+    """An exclusive ``flock`` on a lock file: ``locks/<run>.lock``, inherited by the training
+    process so that the run stays locked for as long as that process lives, even if the sweep
+    dies; and ``locks/driver.lock``, held by the sweep driver (:meth:`SweepDir.driver_lock`).
+
+    The holder may leave a note in the file (:meth:`write_holder`): written in place, not
+    atomically, since the lock belongs to the file's inode (a rename would replace it); a
+    reader that finds it half-written gets ``{}``.
 
     :param path: the lock file.
     """
@@ -247,7 +354,8 @@ class RunLock:
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+            # 0o666 less the umask: the mode of every other file coordrl writes
+            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
         except FileNotFoundError:
             return True
         try:
@@ -262,3 +370,17 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)  # closing our copy; a still-living child keeps the lock
             self.fd = None
+
+    def write_holder(self, note: dict[str, Any]) -> None:
+        """Leave ``note`` (JSON) in the held lock file, for the message of whoever waits."""
+        assert self.fd is not None, "write_holder needs the lock"
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(note).encode(), 0)
+
+    def read_holder(self) -> dict[str, Any]:
+        """The holder's note (``{}`` if there is none or it cannot be read)."""
+        try:
+            note = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return note if isinstance(note, dict) else {}

@@ -37,7 +37,13 @@ from coordrl.runs import (
     run_status,
 )
 from coordrl.sweeps.definition import RunSpec, SweepDefinition
-from coordrl.sweeps.layout import FAILED_DIR, RUNS_DIR, SweepDir, read_manifest_data
+from coordrl.sweeps.layout import (
+    FAILED_DIR,
+    MANIFEST_FILE,
+    RUNS_DIR,
+    SweepDir,
+    read_manifest_data,
+)
 
 __all__ = [
     "GROUP_BY",
@@ -99,10 +105,17 @@ def _identity(game: str, algo: str, variant: str, seed: int) -> tuple[str, str, 
     return game_key(game), algo, variant, seed
 
 
+def _unreadable(error: OSError) -> None:
+    """A directory of the sweep that cannot be listed: an error, not silently no runs."""
+    raise CorruptRunError(
+        f"{error.filename}: cannot be read ({error.strerror or error}); fix its permissions"
+    )
+
+
 def _find_run_dirs(root: Path, exclude: Path | None) -> list[Path]:
     markers = {RESULT_FILE, ERROR_FILE, CONFIG_FILE}
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_unreadable):
         here = Path(dirpath)
         if exclude is not None and here.resolve() == exclude:
             dirnames[:] = []
@@ -135,14 +148,8 @@ def _check_result(result: RunResult, path: Path) -> None:
     """What compare needs beyond :func:`coordrl.runs.read_result`'s checks."""
     if not result.final_returns:
         raise CorruptRunError(f"{path}: 'final_returns' is empty (no final evaluation episode)")
-    numbers = (int, float)
-    if not all(isinstance(s, numbers) for s in result.curve_steps) or not all(
-        isinstance(r, list) and r and all(isinstance(x, numbers) for x in r)
-        for r in result.curve_returns
-    ):
-        raise CorruptRunError(
-            f"{path}: 'curve_steps' must be numbers and 'curve_returns' non-empty lists of numbers"
-        )
+    if not all(result.curve_returns):  # (types: read_result)
+        raise CorruptRunError(f"{path}: 'curve_returns' must be non-empty lists of numbers")
     values = list(result.final_returns) + [x for r in result.curve_returns for x in r]
     if not all(math.isfinite(x) for x in values):
         raise CorruptRunError(f"{path}: returns contain NaN or infinite values")
@@ -150,10 +157,31 @@ def _check_result(result: RunResult, path: Path) -> None:
         raise CorruptRunError(f"{path}: 'curve_steps' must be strictly increasing")
 
 
+def _grid(spec: Any) -> list[tuple[str, str, str, int]] | None:
+    """The product of a mapping's ``games``, ``algos``, ``variants`` and ``seeds`` lists
+    (``None`` if it has not all four)."""
+    keys = ("games", "algos", "variants", "seeds")
+    if not isinstance(spec, dict) or not all(isinstance(spec.get(k), list) for k in keys):
+        return None
+    if not all(isinstance(x, str) for k in keys[:3] for x in spec[k]) or not all(
+        isinstance(x, int) and not isinstance(x, bool) for x in spec["seeds"]
+    ):
+        raise TypeError("games, algos and variants must be lists of names, seeds of integers")
+    return [
+        (game, algo, variant, seed)
+        for game, algo, variant, seed in itertools.product(*(spec[k] for k in keys))
+    ]
+
+
 def _expected_runs(manifest: dict[str, Any]) -> list[tuple[str, str, str, int]]:
-    """The (game, algo, variant, seed) runs a manifest lists: an explicit ``runs`` list (of run
-    names or of objects with game/algo/variant/seed), or the product of ``games``, ``algos``,
+    """The (game, algo, variant, seed) runs a manifest lists: the grid of its sweep
+    ``definition`` (the games by their real names, ``coordrl/PointAtDot-v0``), else an
+    explicit ``runs`` list (of run names, whose games are the sanitised directory form, or of
+    objects with game/algo/variant/seed), else the product of top-level ``games``, ``algos``,
     ``variants`` and ``seeds``."""
+    grid = _grid(manifest.get("definition"))
+    if grid is not None:
+        return grid
     listed = manifest.get("runs")
     expected = []
     if isinstance(listed, list):
@@ -174,11 +202,17 @@ def _expected_runs(manifest: dict[str, Any]) -> list[tuple[str, str, str, int]]:
             if parsed is not None:
                 expected.append(parsed)
         return expected
-    keys = ("games", "algos", "variants", "seeds")
-    if all(isinstance(manifest.get(k), list) for k in keys):
-        for game, algo, variant, seed in itertools.product(*(manifest[k] for k in keys)):
-            expected.append((str(game), str(algo), str(variant), int(seed)))
-    return expected
+    return _grid(manifest) or []
+
+
+def _manifest_runs(root: Path, manifest: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    """:func:`_expected_runs`, a manifest whose values are of the wrong types named."""
+    try:
+        return _expected_runs(manifest)
+    except (TypeError, ValueError) as e:
+        raise CorruptRunError(
+            f"{root / MANIFEST_FILE}: the runs it lists cannot be read ({e})"
+        ) from None
 
 
 #: What runs can be grouped by for a comparison: their variant, or a train option that every
@@ -279,7 +313,7 @@ def _collect_runs(sweep_dir: str | os.PathLike, exclude: str | os.PathLike | Non
         if parsed is not None:
             seen.setdefault(_identity(*parsed), record)
     if out.manifest is not None:
-        for game, algo, variant, seed in _expected_runs(out.manifest):
+        for game, algo, variant, seed in _manifest_runs(root, out.manifest):
             if _identity(game, algo, variant, seed) not in seen:
                 out.not_usable.append(
                     RunRecord(
