@@ -242,9 +242,9 @@ def _resume_from(
 
 
 class _ResumedTensorBoard(TensorBoardOutputFormat):
-    """SB3's TensorBoard output for a resumed session: its writer starts with
-    ``purge_step``, so TensorBoard drops what earlier event files of the run logged at or after
-    the checkpoint's step (steps that are trained again), instead of drawing them twice.
+    """SB3's TensorBoard output for a resumed session: its writer starts with ``purge_step``,
+    so TensorBoard drops what earlier event files of the run logged from that step on (steps
+    that are trained again), instead of drawing them twice.
 
     SB3's class takes no ``purge_step``; this sets the writer it would make, with one.
     """
@@ -256,14 +256,19 @@ class _ResumedTensorBoard(TensorBoardOutputFormat):
         self._is_closed = False
 
 
-def _tensorboard_logger(run_dir: Path, purge_step: int | None) -> Logger:
-    """The run's TensorBoard logger (``tb/``); ``purge_step``: the step a resumed session
-    starts from."""
+def _tensorboard_logger(run_dir: Path, resumed_at: int | None) -> Logger:
+    """The run's TensorBoard logger (``tb/``).
+
+    :param run_dir: the run directory
+    :param resumed_at: the step a resumed session starts from (``None``: a new run). What was
+        logged at that step stays (it was logged before the checkpoint was taken, or describes
+        it); everything later is dropped from the display.
+    """
     folder = str(run_dir / runs.TB_DIR)
-    if purge_step is None:
+    if resumed_at is None:
         return configure(folder, ["tensorboard"])
     os.makedirs(folder, exist_ok=True)
-    return Logger(folder=folder, output_formats=[_ResumedTensorBoard(folder, purge_step)])
+    return Logger(folder=folder, output_formats=[_ResumedTensorBoard(folder, resumed_at + 1)])
 
 
 # ----------------------------------------------------------------------------- callbacks
