@@ -63,6 +63,8 @@ __all__ = [
     "read_result",
     "run_name",
     "run_status",
+    "set_attempt_aside",
+    "tb_event_files",
     "write_config",
     "write_error",
     "write_evaluations",
@@ -510,6 +512,34 @@ def read_error(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CorruptRunError(f"{path}: expected a JSON object")
     return data
+
+
+def tb_event_files(run_dir: str | Path) -> list[str]:
+    """The names of the TensorBoard event files in ``RUN_DIR/tb`` (sorted)."""
+    return sorted(p.name for p in (Path(run_dir) / TB_DIR).glob("events.out.tfevents.*"))
+
+
+def set_attempt_aside(run_dir: str | Path, target: str | Path, tb_files: list[str]) -> None:
+    """Keep a failed attempt in ``target`` (a new directory) and leave the run directory ready
+    to resume: ``tb_files`` (the attempt's TensorBoard event files, which would otherwise be read
+    as part of the resumed run) move to ``target/tb/``, ``train.log`` is copied (the run
+    directory keeps the whole history), and ``error.json`` moves last, so that an interruption
+    part way leaves the run failed, to be set aside again.
+
+    :param run_dir: the failed run's directory
+    :param target: where the attempt goes (must not exist)
+    :param tb_files: names in ``RUN_DIR/tb`` (those that no longer exist are skipped)
+    """
+    run_dir, target = Path(run_dir), Path(target)
+    target.mkdir(parents=True)
+    if (run_dir / LOG_FILE).exists():
+        shutil.copy2(run_dir / LOG_FILE, target / LOG_FILE)
+    for name in tb_files:
+        source = run_dir / TB_DIR / Path(name).name  # a name, never a path out of tb/
+        if source.is_file():
+            (target / TB_DIR).mkdir(exist_ok=True)
+            os.replace(source, target / TB_DIR / source.name)
+    os.replace(run_dir / ERROR_FILE, target / ERROR_FILE)
 
 
 def append_log(run_dir: str | Path, log: str | Path) -> Path:
