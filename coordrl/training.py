@@ -196,7 +196,7 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int = 0) -> Path:
     return path
 
 
-def resume_seed(seed: int, steps: int) -> int:
+def _resume_seed(seed: int, steps: int) -> int:
     """The seed of the training envs of a session resumed at ``steps``: derived from both with
     numpy's ``SeedSequence``, so the envs do not replay the episodes the run started with, and
     every resume from the same checkpoint gets the same episodes.
@@ -233,7 +233,7 @@ def _resume_from(
             "step 0"
         )
     model._last_obs = None  # type: ignore[assignment]  # fresh envs: reset them in learn()
-    model.get_env().seed(resume_seed(config.seed, model.num_timesteps))  # type: ignore[union-attr]
+    model.get_env().seed(_resume_seed(config.seed, model.num_timesteps))  # type: ignore[union-attr]
     if config.algo == "dqn":
         # The replay buffer is not checkpointed: wait for learning_starts new transitions.
         learning_starts = int(config.hyperparams.get("learning_starts", 100))
