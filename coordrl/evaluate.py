@@ -107,10 +107,11 @@ def _main(argv: list[str]) -> int:
         device = th.device(resolve_device(args.device))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    model = load_model(config, model_path, device)
     deterministic = config.eval_deterministic if args.deterministic is None else args.deterministic
     env = make_eval_env(config, args.episodes, seed=args.seed)
     try:
+        # built from config.yaml on the env; nothing in the file is unpickled
+        model = load_model(config, model_path, device, env)
         returns, lengths = evaluate_returns(model, env, args.episodes, deterministic)
     finally:
         env.close()

@@ -21,10 +21,12 @@ torch, so the sweep driver and ``compare`` stay light.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -43,6 +45,8 @@ from coordrl.files import (
 __all__ = [
     "ALGOS",
     "CorruptRunError",
+    "ModelFile",
+    "ModelFileError",
     "RunConfig",
     "RunResult",
     "append_log",
@@ -54,10 +58,13 @@ __all__ = [
     "read_config",
     "read_error",
     "read_evaluations",
+    "read_model_file",
     "read_progress",
     "read_result",
     "run_name",
     "run_status",
+    "set_attempt_aside",
+    "tb_event_files",
     "write_config",
     "write_error",
     "write_evaluations",
@@ -311,6 +318,123 @@ def write_model(path: str | Path, save: Callable[[IO[bytes]], None]) -> None:
     atomic_write(path, save)
 
 
+#: Attributes that SB3 (2.x) stores *pickled* (``{":serialized:": base64 cloudpickle}``) in a
+#: PPO, A2C or DQN model's ``data``. coordrl never unpickles them: the loader
+#: (:func:`coordrl.checkpoint.load_model`) rebuilds every one of them from ``config.yaml`` and
+#: the env, exactly as a new run builds them. A file pickling anything else is refused.
+SERIALIZED_KEYS = frozenset(
+    {
+        "policy_class",
+        "policy_kwargs",
+        "observation_space",
+        "action_space",
+        "learning_rate",
+        "lr_schedule",
+        "clip_range",
+        "clip_range_vf",
+        "exploration_schedule",
+        "train_freq",
+        "action_noise",
+        "rollout_buffer_class",
+        "rollout_buffer_kwargs",
+        "replay_buffer_class",
+        "replay_buffer_kwargs",
+        "ep_info_buffer",
+        "ep_success_buffer",
+        "_last_obs",
+        "_last_episode_starts",
+        "_last_original_obs",
+    }
+)
+#: Entries of SB3's model zip: ``data`` (JSON), tensor files (``.pth``), two text files.
+MODEL_TENSOR_FILES = ("policy.pth", "policy.optimizer.pth", "pytorch_variables.pth")
+_MODEL_REQUIRED = frozenset({"data", "policy.pth", "policy.optimizer.pth"})
+_MODEL_TEXT = frozenset({"_stable_baselines3_version", "system_info.txt"})
+
+
+class ModelFileError(FileFormatError):
+    """A model file (``model.zip``, a checkpoint) that coordrl will not load: not a zip, damaged,
+    or holding something coordrl does not read without unpickling; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """What :func:`read_model_file` read from an SB3 model zip, without unpickling anything.
+
+    :param path: the file
+    :param data: SB3's ``data`` entry parsed as JSON, less its pickled (``:serialized:``)
+        entries, which the loader rebuilds (:data:`SERIALIZED_KEYS`)
+    :param tensors: the raw bytes of each ``.pth`` entry (``policy.pth``...), for
+        ``torch.load(..., weights_only=True)``
+    """
+
+    path: Path
+    data: dict[str, Any]
+    tensors: dict[str, bytes]
+
+
+def read_model_file(path: str | Path) -> ModelFile:
+    """Read an SB3 model zip (``model.zip``, a checkpoint) as data only: ``data`` with
+    :mod:`json`, the ``.pth`` entries as bytes. Nothing is unpickled here, and the file is read
+    once (the caller loads the tensors from these bytes, not from the file again).
+
+    Hand-written rather than SB3's ``load_from_zip_file`` because that one unpickles every
+    ``:serialized:`` entry not replaced by ``custom_objects``, and a crafted entry then runs code.
+
+    :raises ModelFileError: not a zip (or truncated), empty, a damaged entry, an unexpected or
+        missing entry, ``data`` that is not a JSON object, or a pickled entry outside
+        :data:`SERIALIZED_KEYS` (names the file)
+    :raises FileNotFoundError: no such file
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not names:
+                raise ModelFileError(f"{path}: an empty zip, not a model")
+            known = _MODEL_REQUIRED | _MODEL_TEXT | set(MODEL_TENSOR_FILES)
+            unexpected = sorted(set(names) - known)
+            if unexpected or len(set(names)) != len(names):
+                raise ModelFileError(
+                    f"{path}: unexpected entries {unexpected or 'duplicated'} (not an SB3 "
+                    "PPO/A2C/DQN model saved by coordrl)"
+                )
+            missing = sorted(_MODEL_REQUIRED - set(names))
+            if missing:
+                raise ModelFileError(f"{path}: no {', '.join(missing)} (not a complete model)")
+            raw = archive.read("data")
+            tensors = {
+                name.removesuffix(".pth"): archive.read(name)
+                for name in MODEL_TENSOR_FILES
+                if name in names
+            }
+    except zipfile.BadZipFile as e:  # also a CRC error in an entry: a damaged file
+        raise ModelFileError(f"{path}: not a readable zip ({e}; truncated or not a model)") from e
+    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ModelFileError(f"{path}: cannot be read ({type(e).__name__}: {e})") from e
+    return ModelFile(path, _model_data(path, raw), tensors)
+
+
+def _model_data(path: Path, raw: bytes) -> dict[str, Any]:
+    """SB3's ``data`` JSON without its pickled entries (refusing unknown ones)."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{path}: its data entry is not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: its data entry is not a JSON object")
+    pickled = {k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v}
+    unknown = sorted(pickled - SERIALIZED_KEYS)
+    if unknown:
+        raise ModelFileError(
+            f"{path}: refused: it holds pickled objects coordrl does not rebuild ({unknown}); "
+            "loading them would run code from the file"
+        )
+    return {k: v for k, v in data.items() if k not in pickled}
+
+
 # ------------------------------------------------------------------------------ result.json
 @dataclass
 class RunResult:
@@ -422,6 +546,34 @@ def read_error(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CorruptRunError(f"{path}: expected a JSON object")
     return data
+
+
+def tb_event_files(run_dir: str | Path) -> list[str]:
+    """The names of the TensorBoard event files in ``RUN_DIR/tb`` (sorted)."""
+    return sorted(p.name for p in (Path(run_dir) / TB_DIR).glob("events.out.tfevents.*"))
+
+
+def set_attempt_aside(run_dir: str | Path, target: str | Path, tb_files: list[str]) -> None:
+    """Keep a failed attempt in ``target`` (a new directory) and leave the run directory ready
+    to resume: ``tb_files`` (the attempt's TensorBoard event files, which would otherwise be read
+    as part of the resumed run) move to ``target/tb/``, ``train.log`` is copied (the run
+    directory keeps the whole history), and ``error.json`` moves last, so that an interruption
+    part way leaves the run failed, to be set aside again.
+
+    :param run_dir: the failed run's directory
+    :param target: where the attempt goes (must not exist)
+    :param tb_files: names in ``RUN_DIR/tb`` (those that no longer exist are skipped)
+    """
+    run_dir, target = Path(run_dir), Path(target)
+    target.mkdir(parents=True)
+    if (run_dir / LOG_FILE).exists():
+        shutil.copy2(run_dir / LOG_FILE, target / LOG_FILE)
+    for name in tb_files:
+        source = run_dir / TB_DIR / Path(name).name  # a name, never a path out of tb/
+        if source.is_file():
+            (target / TB_DIR).mkdir(exist_ok=True)
+            os.replace(source, target / TB_DIR / source.name)
+    os.replace(run_dir / ERROR_FILE, target / ERROR_FILE)
 
 
 def append_log(run_dir: str | Path, log: str | Path) -> Path:

@@ -315,16 +315,17 @@ def _resume_run_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
-def _prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Path, RunConfig, Path | None]:
+def _prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Path, RunConfig, list[Path]]:
     """Check everything that can be checked without side effects.
 
-    :return: run directory, configuration, checkpoint to resume from (or None)
+    :return: run directory, configuration, checkpoints to resume from (oldest first; training
+        uses the newest that loads)
     """
     if args.resume is not None:
         config = _resume_run_config(args)
         run_dir = Path(args.resume)
         check_output_dir(run_dir, "--resume")
-        return run_dir, config, runs.latest_checkpoint(run_dir)
+        return run_dir, config, runs.checkpoints(run_dir)
     config = _new_run_config(args, argv)
     logdir = Path(args.logdir)
     check_output_dir(logdir, "--logdir")
@@ -334,13 +335,13 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Path, RunConfig
             f"run directory {run_dir} already exists; continue it with --resume {run_dir}, "
             "or choose another --seed / --logdir"
         )
-    return run_dir, config, None
+    return run_dir, config, []
 
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     prefer_passive_openmp()  # before anything imports torch
-    run_dir, config, checkpoint = _prepare(args, argv)
+    run_dir, config, checkpoints = _prepare(args, argv)
     from coordrl.training import StopFlag, run_training
 
     stop = StopFlag()
@@ -352,7 +353,7 @@ def _main(argv: list[str]) -> int:
         return run_training(
             run_dir,
             config,
-            checkpoint,
+            checkpoints,
             resumed=args.resume is not None,
             threads=args.threads,
             progress_bar=not args.no_progress,

@@ -5,20 +5,25 @@ The command line (``python -m coordrl.train``) lives in :mod:`coordrl.train`; th
 what it calls, and what :mod:`coordrl.evaluate` uses to rebuild a run's evaluation env. Every
 file of the run directory is written through :mod:`coordrl.runs`.
 
-Resuming: a run continues from a checkpoint with the same configuration. The unfinished
-rollout of an on-policy algorithm is dropped at an interrupt (it was never trained on), so a
-resumed run trains exactly as far as an uninterrupted one; DQN's replay buffer is not
-checkpointed and refills for ``learning_starts`` steps after a resume.
+Resuming: a run continues from its newest checkpoint that loads (older ones are tried when
+the newest is damaged) with the same configuration. Checkpoints of on-policy algorithms are
+taken between rollouts, after the update, and the unfinished rollout is dropped at an interrupt
+(it was never trained on), so a resumed run trains exactly as far as an uninterrupted one;
+DQN's replay buffer is not checkpointed and refills for ``learning_starts`` steps after a
+resume. The RNG states are restored (:class:`coordrl.checkpoint.RngState`); the envs restart
+their episodes, seeded from the run's seed and the checkpoint's step. Loading never unpickles
+anything from the file (:mod:`coordrl.checkpoint`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,7 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, configure
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import VecEnv
@@ -46,9 +51,15 @@ from coordrl.agents.config import ALGOS, AlgoConfig, ConfigError, config_from_di
 from coordrl.agents.factory import (
     build_model,
     check_extractor_kwargs,
-    set_channels_last,
     torch_threads,
-    use_channels_last,
+)
+from coordrl.checkpoint import (
+    WALL_TIME_ATTR,
+    CheckpointError,
+    RngState,
+    load_checkpoint,
+    load_model,
+    save_model,
 )
 from coordrl.coord_usage import CoordUsageCallback, coord_weight_ratios
 from coordrl.envs import UnknownEnvError, make_env, resolve_env
@@ -79,8 +90,6 @@ EVAL_SEED_OFFSET = 10_000
 MAX_EVAL_ENVS = 8
 #: ``progress.json`` is rewritten at most this often (seconds).
 PROGRESS_EVERY_S = 5.0
-#: Attribute carried inside SB3 checkpoints: training wall time summed over resumed sessions.
-_WALL_TIME_ATTR = "coordrl_wall_time_s"
 
 
 class Interrupted(Exception):
@@ -193,54 +202,94 @@ def evaluate_returns(
 
 # ----------------------------------------------------------------------------- models
 def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int = 0) -> Path:
-    """Save ``checkpoints/model_<steps>_steps.zip`` atomically; keep the newest ``keep``
-    checkpoints (0: all).
+    """Save ``checkpoints/model_<steps>_steps.zip`` atomically (with the RNG states, see
+    :func:`coordrl.checkpoint.save_model`); keep the newest ``keep`` checkpoints (0: all).
 
     :param model: the agent
     :param run_dir: the run directory
     :param keep: how many checkpoints to keep
     """
     path = runs.checkpoint_path(run_dir, model.num_timesteps)
-    runs.write_model(path, model.save)
+    save_model(model, path)
     if keep > 0:
         for old in runs.checkpoints(run_dir)[:-keep]:
             old.unlink(missing_ok=True)
     return path
 
 
-def load_model(
-    config: RunConfig, path: Path, device: th.device, env: VecEnv | None = None, what: str = "model"
-) -> BaseAlgorithm:
-    """Load a model or checkpoint of the run ``config`` describes.
+def _resume_seed(seed: int, steps: int) -> int:
+    """The seed of the training envs of a session resumed at ``steps``: derived from both with
+    numpy's ``SeedSequence``, so the envs do not replay the episodes the run started with, and
+    every resume from the same checkpoint gets the same episodes.
 
-    :param config: the run's configuration
-    :param path: ``model.zip`` or a checkpoint
-    :param device: where the model runs
-    :param env: the training env when training continues (``None``: to act only; a DQN then
-        does not allocate its replay buffer)
-    :param what: what the file is, for the error message
-    :raises UsageError: the file cannot be loaded (names it)
+    :param seed: the run's seed
+    :param steps: the checkpoint's step count
     """
-    custom = {"buffer_size": 1} if env is None and config.algo == "dqn" else None
-    try:
-        model = ALGOS[config.algo].load(path, env=env, device=device, custom_objects=custom)
-    except Exception as e:  # a zip that SB3 cannot read: name it, touch nothing
-        raise UsageError(f"cannot load {what} {path} ({type(e).__name__}: {e})") from None
-    set_channels_last(model, use_channels_last(device))
-    return model
+    return int(np.random.SeedSequence([seed, steps]).generate_state(1)[0]) % 2**30
 
 
-def _resume_from(config: RunConfig, path: Path, env: VecEnv, device: th.device) -> BaseAlgorithm:
-    try:
-        model = load_model(config, path, device, env, what="checkpoint")
-    except UsageError as e:
-        raise UsageError(f"--resume: {e}; delete it to resume from the previous one") from None
+def _resume_from(
+    config: RunConfig, checkpoints: Sequence[Path], env: VecEnv, device: th.device
+) -> tuple[BaseAlgorithm, Path, RngState | None]:
+    """Load the newest of ``checkpoints`` (oldest first) that loads; each newer one that does
+    not is skipped with a warning.
+
+    :return: the model (ready to continue on ``env``), the checkpoint, its RNG states
+    :raises UsageError: none loads
+    """
+    errors: list[str] = []
+    for path in reversed(checkpoints):
+        try:
+            model, rng = load_checkpoint(config, path, device, env)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        for error in errors:
+            print(f"warning: skipping a checkpoint: {error}", file=sys.stderr, flush=True)
+        break
+    else:
+        others = f" (and {len(errors) - 1} older that do not load either)" if errors[1:] else ""
+        raise UsageError(
+            f"--resume: {errors[0]}{others}; move {runs.CHECKPOINT_DIR}/ away to restart from "
+            "step 0"
+        )
     model._last_obs = None  # type: ignore[assignment]  # fresh envs: reset them in learn()
+    model.get_env().seed(_resume_seed(config.seed, model.num_timesteps))  # type: ignore[union-attr]
     if config.algo == "dqn":
         # The replay buffer is not checkpointed: wait for learning_starts new transitions.
         learning_starts = int(config.hyperparams.get("learning_starts", 100))
         model.learning_starts = model.num_timesteps + learning_starts  # type: ignore[attr-defined]
-    return model
+    return model, path, rng
+
+
+class _ResumedTensorBoard(TensorBoardOutputFormat):
+    """SB3's TensorBoard output for a resumed session: its writer starts with ``purge_step``,
+    so TensorBoard drops what earlier event files of the run logged from that step on (steps
+    that are trained again), instead of drawing them twice.
+
+    SB3's class takes no ``purge_step``; this sets the writer it would make, with one.
+    """
+
+    def __init__(self, folder: str, purge_step: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def _tensorboard_logger(run_dir: Path, resumed_at: int | None) -> Logger:
+    """The run's TensorBoard logger (``tb/``).
+
+    :param run_dir: the run directory
+    :param resumed_at: the step a resumed session starts from (``None``: a new run). What was
+        logged at that step stays (it was logged before the checkpoint was taken, or describes
+        it); everything later is dropped from the display.
+    """
+    folder = str(run_dir / runs.TB_DIR)
+    if resumed_at is None:
+        return configure(folder, ["tensorboard"])
+    os.makedirs(folder, exist_ok=True)
+    return Logger(folder=folder, output_formats=[_ResumedTensorBoard(folder, resumed_at + 1)])
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -323,6 +372,16 @@ class _RunCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         self.rollout_start_steps = self.model.num_timesteps
+        if isinstance(self.model, OnPolicyAlgorithm):
+            # Between rollouts, after the update: everything the checkpoint counts was trained
+            # on (mid-rollout, its step count would include steps a resume never trains on).
+            self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        n = self.model.num_timesteps
+        if n >= self._next_ckpt:
+            self._next_ckpt = _next_multiple(n, self.config.checkpoint_freq)
+            save_checkpoint(self.model, self.run_dir, self.config.keep_checkpoints)
 
     def fps(self) -> float:
         return (self.num_timesteps - self._steps0) / max(time.perf_counter() - self._t0, 1e-9)
@@ -337,9 +396,8 @@ class _RunCallback(BaseCallback):
         n = self.num_timesteps
         if time.perf_counter() >= self._next_progress:
             self.write_progress()
-        if n >= self._next_ckpt:
-            self._next_ckpt = _next_multiple(n, self.config.checkpoint_freq)
-            save_checkpoint(self.model, self.run_dir, self.config.keep_checkpoints)
+        if not isinstance(self.model, OnPolicyAlgorithm):
+            self._maybe_checkpoint()
         if n >= self._next_eval:
             self._next_eval = _next_multiple(n, self.config.eval_freq)
             # The final evaluation (after learn) covers the last step.
@@ -395,7 +453,7 @@ def _record_evaluation(
 def run_training(
     run_dir: Path,
     config: RunConfig,
-    checkpoint: Path | None,
+    checkpoints: Sequence[Path],
     resumed: bool,
     threads: int | None,
     progress_bar: bool,
@@ -405,7 +463,8 @@ def run_training(
 
     :param run_dir: the run directory (new and absent or empty, or the one being resumed)
     :param config: the checked configuration (:func:`check_config`)
-    :param checkpoint: the checkpoint to continue from (``None``: from step 0)
+    :param checkpoints: the checkpoints to continue from, oldest first: the newest that loads is
+        used, newer ones that do not are skipped with a warning (empty: from step 0)
     :param resumed: whether this continues an existing run directory
     :param threads: torch CPU threads (``None``: one for MinAtar on the CPU, else all cores)
     :param progress_bar: show SB3's progress bar (else a status line every 10%)
@@ -425,10 +484,12 @@ def run_training(
     th.set_num_threads(threads or torch_threads(spec.family, device) or available_cores())
     model: BaseAlgorithm | None = None
     eval_env: VecEnv | None = None
+    checkpoint: Path | None = None
+    rng: RngState | None = None
     try:
         _check_image_env(env, config)
-        if checkpoint is not None:
-            model = _resume_from(config, checkpoint, env, device)
+        if checkpoints:
+            model, checkpoint, rng = _resume_from(config, checkpoints, env, device)
         else:
             try:
                 model = build_model(
@@ -453,8 +514,10 @@ def run_training(
             # keep evaluations.json consistent with the checkpoint we restart from
             runs.write_evaluations(run_dir, evaluations)
         eval_env = make_eval_env(config, config.eval_episodes)
-        model.set_logger(configure(str(run_dir / runs.TB_DIR), ["tensorboard"]))
+        model.set_logger(_tensorboard_logger(run_dir, model.num_timesteps if resumed else None))
         _print_start(run_dir, config, env, spec.family, model, checkpoint, resumed, device)
+        if rng is not None:  # last: building the envs may draw from the global generators
+            print(f"restored RNG states: {', '.join(rng.restore(model))}", flush=True)
         return _learn_and_finish(run_dir, config, model, eval_env, evaluations, stop, progress_bar)
     except runs.CorruptRunError as e:
         raise UsageError(f"--resume: {e}") from None
@@ -516,7 +579,7 @@ def _print_start(run_dir, config, env, family, model, checkpoint, resumed, devic
 
 
 def _learn_and_finish(run_dir, config, model, eval_env, evaluations, stop, progress_bar) -> int:
-    wall0 = float(getattr(model, _WALL_TIME_ATTR, 0.0))
+    wall0 = float(getattr(model, WALL_TIME_ATTR, 0.0))
     t0 = time.perf_counter()
     remaining = config.timesteps - model.num_timesteps
     steps_before = model.num_timesteps
@@ -530,7 +593,7 @@ def _learn_and_finish(run_dir, config, model, eval_env, evaluations, stop, progr
                 progress_bar=progress_bar,
             )
         finally:
-            setattr(model, _WALL_TIME_ATTR, wall0 + time.perf_counter() - t0)
+            setattr(model, WALL_TIME_ATTR, wall0 + time.perf_counter() - t0)
     train_time = time.perf_counter() - t0
     if stop.requested:
         if isinstance(model, OnPolicyAlgorithm):
@@ -554,7 +617,7 @@ def _learn_and_finish(run_dir, config, model, eval_env, evaluations, stop, progr
     _record_evaluation(run_dir, evaluations, model.num_timesteps, returns, lengths, final=True)
     model.logger.record("eval/mean_return", float(np.mean(returns)))
     model.logger.dump(model.num_timesteps)
-    runs.write_model(run_dir / runs.MODEL_FILE, model.save)
+    save_model(model, run_dir / runs.MODEL_FILE)
     curve = [e for e in evaluations if not e["final"]]
     if not curve or curve[-1]["step"] != model.num_timesteps:
         curve.append(evaluations[-1])
@@ -574,7 +637,7 @@ def _learn_and_finish(run_dir, config, model, eval_env, evaluations, stop, progr
         final_lengths=lengths,
         curve_steps=[int(e["step"]) for e in curve],
         curve_returns=[list(e["returns"]) for e in curve],
-        wall_time_s=float(getattr(model, _WALL_TIME_ATTR, train_time)),
+        wall_time_s=float(getattr(model, WALL_TIME_ATTR, train_time)),
         fps=fps,
         device=str(model.device),
         extra={

@@ -23,7 +23,7 @@ import yaml
 
 from coordrl import runs, sweep
 from coordrl.sweeps import definition, local, ray_backend
-from coordrl.sweeps.attempt import RunOutcome, Stopper
+from coordrl.sweeps.attempt import RunOutcome, Stopper, describe_failure
 from coordrl.sweeps.definition import RunSpec, SweepDefinition, SweepError
 from coordrl.sweeps.layout import SweepDir
 from coordrl.sweeps.progress import Progress, StatusCounts, render_status
@@ -630,6 +630,33 @@ def test_failed_run_does_not_stop_others_then_no_retry_then_retry(tiny_sweep, tm
     assert {k: v for k, v in result_mtimes(path).items() if k.endswith("_s0")} == untouched
 
 
+def test_a_sweep_resume_runs_no_code_from_a_crafted_checkpoint(tiny_sweep, tmp_path, craft):
+    """A checkpoint whose pickled entries would create a file: never unpickled. Newer than a
+    good one, it is skipped (the run resumes from the good one); alone, the run fails cleanly."""
+    path = tmp_path / "copy"
+    shutil.copytree(tiny_sweep[0], path)
+    skipped, refused = (SweepDir(path).run_dir(spec("conv", seed)) for seed in (0, 1))
+    marker = tmp_path / "pwned"
+    for run_dir in (skipped, refused):
+        for name in (runs.RESULT_FILE, runs.MODEL_FILE):
+            (run_dir / name).unlink()  # interrupted: the sweep resumes it
+    good = runs.latest_checkpoint(skipped)
+    craft(good, runs.checkpoint_path(skipped, 200), marker, "data")
+    for ckpt in runs.checkpoints(refused):
+        craft(ckpt, ckpt, marker, "policy.pth")
+
+    rc, out, _ = run_main(["--out", str(path)])
+    assert rc == 1, out
+    assert not marker.exists()
+    log = (skipped / runs.LOG_FILE).read_text()
+    assert "warning: skipping a checkpoint" in log and "refused" in log
+    assert f"resuming from {good.name}" in log
+    assert runs.read_result(skipped).steps_done == 256
+    error = runs.read_error(refused)
+    assert error["returncode"] == 2 and "policy.pth does not load as tensors" in error["error"]
+    assert error["error"].startswith("error: --resume: cannot load checkpoint")
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="relies on PR_SET_PDEATHSIG")
 def test_sigkill_of_the_sweep_then_resume(tmp_path: Path) -> None:
     path = tmp_path / "killed"
@@ -661,6 +688,100 @@ def test_sigkill_of_the_sweep_then_resume(tmp_path: Path) -> None:
     assert runs.read_result(run_dir).steps_done >= 1536
     log = (run_dir / runs.LOG_FILE).read_text()
     assert log.count("=== coordrl.sweep") == 2 and "resume: " in log and "--resume" in log
+
+
+def _children(pid: int, module: str) -> list[int]:
+    """The processes whose parent is ``pid`` and whose command line runs ``module`` (Linux)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and module.encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the run's process in /proc")
+def test_a_run_killed_by_sigkill_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """The OOM killer's SIGKILL to a run's process (not the sweep's): the run fails with the
+    signal in error.json; the retry resumes from the checkpoint and ends as an uninterrupted
+    run would, the killed attempt (log, error.json, TensorBoard files) kept in failed/."""
+    path = tmp_path / "oom"
+    argv = ["--games", ENV, "--algos", "ppo", "--n-envs", "2", "--set", "n_steps=64"]
+    argv += ["batch_size=64", "--eval-episodes", "2", "--eval-freq", "128", "--variants", "conv"]
+    argv += ["--seeds", "1", "--timesteps", "1024", "--checkpoint-freq", "128", "--out", str(path)]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "coordrl.sweep", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_dir = SweepDir(path).run_dir(spec("conv", 0))
+    deadline = time.monotonic() + 120
+    try:
+        while (ckpt := runs.latest_checkpoint(run_dir)) is None or ckpt.name < "model_256":
+            assert driver.poll() is None and time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.02)
+        (pid,) = _children(driver.pid, "coordrl.train")
+        os.kill(pid, signal.SIGKILL)
+        assert driver.wait(timeout=120) == 1  # a failed run
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    error = runs.read_error(run_dir)
+    assert (error["returncode"], error["signal"]) == (-9, "SIGKILL")
+    assert error["error"].startswith("killed by SIGKILL") and error["tail"]
+    assert any(line.startswith("step ") for line in error["tail"])  # the log's last lines
+    assert error["tb_files"] == runs.tb_event_files(run_dir) != []
+    checkpoint = runs.latest_checkpoint(run_dir)
+    steps = int(checkpoint.name.split("_")[1])
+    before = [e for e in runs.read_evaluations(run_dir) if e["step"] <= steps]
+    assert before
+
+    rc, out, _ = run_main(["--out", str(path)])
+    assert rc == 0, out
+    assert "resumed" in out
+    log = (run_dir / runs.LOG_FILE).read_text()
+    assert f"resuming from {checkpoint.name} (step {steps})" in log
+    result = runs.read_result(run_dir)
+    assert result.steps_done == result.timesteps == 1024
+    assert result.curve_steps == list(range(128, 1025, 128))  # each once, none lost
+    assert runs.read_evaluations(run_dir)[: len(before)] == before  # kept from the first attempt
+    assert not (run_dir / runs.ERROR_FILE).exists()
+
+    aside = path / "failed" / f"{run_dir.name}.failed-1"
+    assert runs.read_error(aside)["signal"] == "SIGKILL"
+    first = (aside / runs.LOG_FILE).read_text()
+    assert first.count("=== coordrl.sweep") == 1 and "new run" in first
+    assert sorted(p.name for p in (aside / runs.TB_DIR).iterdir()) == error["tb_files"]
+    assert not set(error["tb_files"]) & set(runs.tb_event_files(run_dir))
+    assert len(runs.tb_event_files(run_dir)) == 1  # the resumed attempt's only
+
+
+def test_describe_failure() -> None:
+    header = "=== coordrl.sweep 2026-01-01T00:00:00Z start: python -m coordrl.train\n"
+    progress = "step 512/1024 (50%), 900 steps/s, ETA 0:00:01\n"
+    assert describe_failure(header + progress, -9) == (
+        "killed by SIGKILL (e.g. the OOM killer, or a lost node)",
+        [progress.strip()],
+    )
+    assert describe_failure(header + progress, 1) == ("exit code 1", [progress.strip()])
+    crash = (
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "    boom()\n"
+        "RuntimeError: out of cheese\n"
+        "error: training failed: RuntimeError: out of cheese\n"
+    )
+    line, tail = describe_failure(header + progress * 50 + crash, 1)
+    assert line == "error: training failed: RuntimeError: out of cheese"
+    assert tail == crash.splitlines()  # from the traceback on, no progress lines
+    line, tail = describe_failure(header + progress * 50, -15)
+    assert line == "killed by SIGTERM" and len(tail) == 30
 
 
 def test_ray_backend_on_a_local_instance(tmp_path: Path) -> None:

@@ -192,7 +192,8 @@ def test_complete_run_layout(done_run):
     evals = json.loads((done_run / "evaluations.json").read_text())["evaluations"]
     assert [e["step"] for e in evals] == [64, 128, 192, 256] and evals[-1]["final"]
     ckpts = sorted(p.name for p in (done_run / "checkpoints").glob("*.zip"))
-    assert ckpts == ["model_192_steps.zip", "model_256_steps.zip"]  # --keep-checkpoints 2
+    # --keep-checkpoints 2; PPO checkpoints between rollouts (after the update), so none at 256
+    assert ckpts == ["model_128_steps.zip", "model_192_steps.zip"]
     assert result.wall_time_s > 0 and result.fps > 0
 
 
@@ -423,9 +424,13 @@ def test_existing_or_complete_or_corrupt_runs_are_never_overwritten(done_run, tm
     (interrupted / "result.json").unlink()
     rc, _, err = run_main(train.main, ["--resume", str(interrupted), "--seed", "3"], capsys)
     assert_usage_error(rc, err, "seed=3 differs from the run's saved seed=0")
-    (interrupted / "checkpoints" / "model_256_steps.zip").write_bytes(b"not a zip")
+    for ckpt in runs.checkpoints(interrupted):  # none loads (one that does is used instead)
+        ckpt.write_bytes(b"not a zip")
+    before = _snapshot(interrupted)
     rc, _, err = run_main(train.main, ["--resume", str(interrupted)], capsys)
     assert_usage_error(rc, err, "cannot load checkpoint")
+    assert "(and 1 older that do not load either); move checkpoints/ away" in err
+    assert _snapshot(interrupted) == before
 
 
 @pytest.mark.parametrize(

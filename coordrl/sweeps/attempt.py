@@ -34,11 +34,14 @@ __all__ = [
     "RunAttempt",
     "RunOutcome",
     "Stopper",
+    "describe_failure",
 ]
 
 TRAIN_MODULE = "coordrl.train"
 #: Seconds the children get to checkpoint after the sweep is interrupted, before SIGKILL.
 DEFAULT_GRACE_S = 120.0
+#: Lines of a failed attempt's output kept in ``error.json`` (``tail``).
+TAIL_LINES = 30
 
 
 # ----------------------------------------------------------------------------- stop sequence
@@ -168,7 +171,8 @@ class RunAttempt:
     :param threads: torch threads of the run (``--threads``).
     :param device: ``--device`` for the run (``None``: the train CLI's default).
     :param checkpoint_freq: ``--checkpoint-freq`` (``None``: the train CLI's default).
-    :param retry_failed: move a failed run aside and rerun it (else leave it failed).
+    :param retry_failed: set a failed attempt aside and run the run again, resuming from its
+        newest checkpoint that loads (else leave it failed).
     :param env: extra environment variables (e.g. ``CUDA_VISIBLE_DEVICES``).
     :param train_module: the module run with ``python -m`` (tests may point it elsewhere).
     """
@@ -191,6 +195,7 @@ class RunAttempt:
         self.log_offset = 0
         self.resumed = False
         self.stop_requested = False
+        self.tb_before: set[str] = set()
 
     @property
     def run_dir(self) -> Path:
@@ -231,7 +236,7 @@ class RunAttempt:
             self.sweep.fold_log(self.spec)  # left behind by a killed sweep
             status = runs.run_status(self.run_dir)
             if status == "failed" and self.retry_failed:
-                self.sweep.move_aside(self.spec, "failed")
+                self._set_failed_attempt_aside()
             elif status == "new" and self.run_dir.exists():
                 # e.g. killed between mkdir and config.yaml: the train CLI would refuse it
                 if any(self.run_dir.iterdir()):
@@ -239,6 +244,7 @@ class RunAttempt:
                 else:
                     self.run_dir.rmdir()
             self.resumed = runs.run_status(self.run_dir) == "interrupted"
+            self.tb_before = set(runs.tb_event_files(self.run_dir))
             cmd = self.command(resume=self.resumed)
             self.sweep.runs_dir.mkdir(parents=True, exist_ok=True)
             with self.sweep.open_log(self.spec) as log:
@@ -265,6 +271,21 @@ class RunAttempt:
             self.lock = None
             raise
         return True
+
+    def _set_failed_attempt_aside(self) -> None:
+        """Before a retry: a run with a readable ``config.yaml`` resumes (from its newest
+        checkpoint that loads, or from step 0 if it has none) once the failed attempt's files
+        are set aside; any other failed run directory is moved aside whole and starts afresh."""
+        try:
+            runs.read_config(self.run_dir)
+            error = runs.read_error(self.run_dir)
+        except (OSError, runs.CorruptRunError):
+            self.sweep.move_aside(self.spec, "failed")
+            return
+        tb_files = error.get("tb_files")
+        if not isinstance(tb_files, list) or not all(isinstance(f, str) for f in tb_files):
+            tb_files = []  # an error.json of an older coordrl: its event files stay
+        self.sweep.set_attempt_aside(self.spec, tb_files)
 
     def poll(self) -> int | None:
         assert self.proc is not None
@@ -302,9 +323,11 @@ class RunAttempt:
             elif returncode == EXIT_INTERRUPTED or (returncode != 0 and self.stop_requested):
                 # (stopped by the sweep, possibly before the train CLI could handle signals)
                 outcome.status = "interrupted"
-            else:
-                error = self._last_error_line() or f"exit code {returncode}"
+            tail: list[str] = []
             if outcome.status == "failed":
+                text = self.sweep.read_log(self.spec, self.log_offset)
+                described, tail = describe_failure(text, returncode)
+                error = error or described
                 self.run_dir.mkdir(parents=True, exist_ok=True)  # train may never have made it
             log = self.sweep.fold_log(self.spec)
             outcome.log = str(log) if log else ""
@@ -314,11 +337,15 @@ class RunAttempt:
                     self.run_dir,
                     {
                         "returncode": returncode,
+                        "signal": _signal_name(returncode),
                         "error": error,
+                        "tail": tail,
                         "log": outcome.log,
                         "command": self.command(resume=self.resumed),
                         "time": now_iso(),
                         "wall_time_s": round(wall, 3),
+                        # this attempt's TensorBoard files: set aside with it on a retry
+                        "tb_files": sorted(set(runs.tb_event_files(self.run_dir)) - self.tb_before),
                     },
                 )
             elif outcome.status == "complete":
@@ -329,17 +356,40 @@ class RunAttempt:
                 self.lock.release()
                 self.lock = None
 
-    def _last_error_line(self) -> str:
-        """The most telling line of this attempt's output: the last ``error: ...`` line, else
-        the last exception line of a traceback, else the last line."""
-        text = self.sweep.read_log(self.spec, self.log_offset)
-        lines = [ln.strip() for ln in text.splitlines()]
-        lines = [ln for ln in lines[1:] if ln]  # skip our header
-        for pattern in (r"^error:", r"^[\w.]*(Error|Exception|Interrupt)\b"):
-            for line in reversed(lines):
-                if re.match(pattern, line):
-                    return line
-        return lines[-1] if lines else ""
+
+def _signal_name(returncode: int) -> str | None:
+    """``"SIGKILL"`` for a process killed by signal 9 (``returncode`` -9), else ``None``."""
+    if returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def describe_failure(text: str, returncode: int) -> tuple[str, list[str]]:
+    """What ``error.json`` says about a failed attempt, from its output ``text`` (after the
+    sweep's header line) and exit code.
+
+    :return: one line (the signal that killed the process; else the last ``error: ...`` line,
+        else the exception line of the last traceback, else the exit code: never a progress
+        line) and the last lines of the output, from the last traceback on if there is one
+        (at most :data:`TAIL_LINES`)
+    """
+    lines = [ln.rstrip() for ln in text.splitlines()[1:]]  # skip our header
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call")]
+    tail = lines[starts[-1] :] if starts else [ln for ln in lines if ln.strip()]
+    tail = tail[-TAIL_LINES:]
+    name = _signal_name(returncode)
+    if name is not None:
+        hint = " (e.g. the OOM killer, or a lost node)" if name == "SIGKILL" else ""
+        return f"killed by {name}{hint}", tail
+    stripped = [ln.strip() for ln in lines]
+    for pattern in (r"^error:", r"^[\w.]*(Error|Exception|Interrupt)\b"):
+        for line in reversed(stripped):
+            if re.match(pattern, line):
+                return line, tail
+    return f"exit code {returncode}", tail
 
 
 def watch(

@@ -10,7 +10,10 @@ belong to :mod:`coordrl.runs`)::
       locks/<run_name>.lock   held (flock) by the run's training process for as long as it lives
       locks/driver.lock       held (flock) by the one sweep driver working on this directory
       locks/stop-*            the Ray backend's "stop now" signal to its tasks (shared FS)
-      failed/<run>.failed-K   earlier failed attempts, moved out of runs/ when a run is retried
+      failed/<run>.failed-K   earlier failed attempts, set aside when a run is retried: its
+                              error.json, train.log and TensorBoard files (the run resumes from
+                              its checkpoints), or the whole run directory (one that cannot be
+                              resumed: no readable config.yaml)
 """
 
 from __future__ import annotations
@@ -266,16 +269,30 @@ class SweepDir:
     def failed_attempts(self, spec: RunSpec) -> list[Path]:
         return sorted((self.path / FAILED_DIR).glob(f"{spec.name}.failed-*"))
 
-    def move_aside(self, spec: RunSpec, kind: str = "failed") -> Path:
-        """Move the run directory to ``failed/<run>.<kind>-K`` (never deleted)."""
+    def _aside_path(self, spec: RunSpec, kind: str) -> Path:
+        """The first free ``failed/<run>.<kind>-K`` (its folder created)."""
         target_dir = self.path / FAILED_DIR
         target_dir.mkdir(parents=True, exist_ok=True)
         for k in itertools.count(1):
             target = target_dir / f"{spec.name}.{kind}-{k}"
             if not target.exists():
-                os.replace(self.run_dir(spec), target)
                 return target
         raise AssertionError("unreachable")
+
+    def move_aside(self, spec: RunSpec, kind: str = "failed") -> Path:
+        """Move the run directory to ``failed/<run>.<kind>-K`` (never deleted)."""
+        target = self._aside_path(spec, kind)
+        os.replace(self.run_dir(spec), target)
+        return target
+
+    def set_attempt_aside(self, spec: RunSpec, tb_files: list[str]) -> Path:
+        """Keep a failed attempt in ``failed/<run>.failed-K`` (its ``error.json``, a copy of
+        ``train.log``, its TensorBoard files) and leave the run directory, with its
+        configuration, checkpoints and evaluations, to be resumed
+        (:func:`coordrl.runs.set_attempt_aside`)."""
+        target = self._aside_path(spec, "failed")
+        runs.set_attempt_aside(self.run_dir(spec), target, tb_files)
+        return target
 
     # -------------------------------------------------------------------------- logs
     def open_log(self, spec: RunSpec) -> IO[bytes]:

@@ -121,7 +121,7 @@ class Progress:
                 self.state[name] = "pending"
             else:
                 self.state[name] = status if status in ("complete", "failed") else "idle"
-        # steps done per run; a failed run's steps are not usable (a retry starts afresh)
+        # steps done per run; a failed run's count until a retry starts (it may resume)
         self.steps = {n: self._read_steps(n, statuses.get(n, "new")) for n in self.run_dirs}
         self.fps: dict[str, float] = {}
         self.stream = stream if stream is not None else sys.stdout
