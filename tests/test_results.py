@@ -12,14 +12,15 @@ from coordrl.files import read_json
 from coordrl.sweeps.results import collect_runs
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-STUDIES = sorted(p for p in RESULTS.glob("*") if (p / "manifest.json").is_file())
+# A study is a sweep directory (results/NAME) or several (results/NAME/PART, e.g. one per backend).
+STUDIES = sorted(p.parent for p in RESULTS.rglob("manifest.json") if "report" not in p.parts)
 
 
 def test_there_are_committed_studies():
     assert STUDIES, "no study with a manifest.json under results/"
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=[p.name for p in STUDIES])
+@pytest.mark.parametrize("study", STUDIES, ids=[str(p.relative_to(RESULTS)) for p in STUDIES])
 def test_every_run_of_the_manifest_is_complete_and_readable(study: Path):
     runs = collect_runs(study, exclude=study / "report")
     assert [(r.name, r.reason) for r in runs.not_usable] == []
