@@ -252,6 +252,23 @@ def collect_runs(
     return runs
 
 
+def _add_complete(
+    out: SweepRuns, seen: dict[tuple[str, str, str, int], RunRecord], record: RunRecord
+) -> None:
+    """Add a complete run to ``out``, or list it as a duplicate of the run ``seen`` holds for
+    the same game/algo/variant/seed."""
+    result = record.result
+    assert result is not None
+    key = _identity(result.game, result.algo, result.variant, result.seed)
+    if key in seen:
+        record.status = "duplicate"
+        record.reason = f"same game/algo/variant/seed as {seen[key].path}; not used"
+        out.not_usable.append(record)
+        return
+    seen[key] = record
+    out.complete.append(record)
+
+
 def merge_runs(parts: Sequence[SweepRuns]) -> SweepRuns:
     """The runs of several sweep directories as one (the root of the first; a run found in
     two of them is used once, the second listed as a duplicate)."""
@@ -259,16 +276,7 @@ def merge_runs(parts: Sequence[SweepRuns]) -> SweepRuns:
     seen: dict[tuple[str, str, str, int], RunRecord] = {}
     for part in parts:
         for record in part.complete:
-            result = record.result
-            assert result is not None
-            key = _identity(result.game, result.algo, result.variant, result.seed)
-            if key in seen:
-                record.status = "duplicate"
-                record.reason = f"same game/algo/group/seed as {seen[key].path}; not used"
-                out.not_usable.append(record)
-                continue
-            seen[key] = record
-            out.complete.append(record)
+            _add_complete(out, seen, record)
         out.not_usable.extend(part.not_usable)
         out.earlier_failures.extend(part.earlier_failures)
     return out
@@ -294,14 +302,7 @@ def _collect_runs(sweep_dir: str | os.PathLike, exclude: str | os.PathLike | Non
             record.result = result
             record.game, record.algo = result.game, result.algo
             record.variant, record.seed = result.variant, result.seed
-            key = _identity(result.game, result.algo, result.variant, result.seed)
-            if key in seen:
-                record.status = "duplicate"
-                record.reason = f"same game/algo/variant/seed as {seen[key].path}; not used"
-                out.not_usable.append(record)
-                continue
-            seen[key] = record
-            out.complete.append(record)
+            _add_complete(out, seen, record)
             continue
         if status == "failed":
             record.reason = _error_reason(run_dir)
