@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         for ref in ("reference", "reference-passive"):
             if ref not in args.arms:
                 continue
-            for key in [*args.steps, "marginal"][: len(args.steps) + (len(args.steps) == 2)]:
+            keys = [*args.steps, "marginal"] if len(args.steps) == 2 else args.steps
+            for key in keys:
                 print(
                     f"ratio coordrl / {ref} ({key} steps): "
                     f"{rates['coordrl', key] / rates[ref, key]:.2f}x wall"
