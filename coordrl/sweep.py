@@ -7,9 +7,11 @@
     python -m coordrl.sweep --config configs/sweeps/pixel.yaml          # same, from a YAML file
     python -m coordrl.sweep --out sweeps/atari                          # resume from its manifest
     python -m coordrl.sweep --config configs/sweeps/pixel.yaml --dry-run
+    python -m coordrl.sweep --config configs/sweeps/pixel.yaml --seeds 0..9 --extend  # add seeds
 
 Rerunning the same command skips complete runs, resumes interrupted ones from their last
-checkpoint and retries failed ones (``--no-retry`` keeps them failed). Killing the sweep, even
+checkpoint and retries failed ones (``--no-retry`` keeps them failed); ``--extend`` adds new
+games, algorithms, variants or seeds to it and changes nothing else. Killing the sweep, even
 with SIGKILL, loses no completed run.
 
 This module is the command line only: the sweep directory, the runs and the backends live in
@@ -44,6 +46,7 @@ from coordrl.sweeps.attempt import DEFAULT_GRACE_S, TRAIN_MODULE, RunAttempt
 from coordrl.sweeps.definition import (
     CHOICES,
     CONFIG_KEYS,
+    GROWABLE_KEYS,
     LAUNCH_OPTIONS,
     TRAIN_OPTIONS,
     RunSpec,
@@ -90,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-envs", type=count_type(1), help="parallel environments per run")
     g.add_argument("--eval-episodes", type=count_type(1), help="episodes per evaluation")
     g.add_argument("--eval-freq", type=steps_type(0), help="evaluate every N environment steps")
+    g.add_argument(
+        "--extend",
+        action="store_true",
+        help="add this command's new games, algos, variants or seeds to an existing sweep "
+        "(its runs are kept; every other option must match the manifest)",
+    )
 
     e = p.add_argument_group("execution (may change between reruns)")
     e.add_argument("--out", help="sweep directory (e.g. sweeps/NAME)")
@@ -160,6 +169,27 @@ def _main(argv: list[str]) -> int:
         raise UsageError(str(e)) from None
 
 
+def _against_manifest(
+    sweep: SweepDir, stored: SweepDefinition, wanted: SweepDefinition, extend: bool
+) -> SweepDefinition:
+    """The definition to run: the manifest's if the command asks for the same sweep, the
+    manifest's extended by the command's new values with ``--extend``.
+
+    :raises SweepError: they differ without ``--extend``, or ``--extend`` would change more than
+        the lists of games, algorithms, variants and seeds
+    """
+    if stored == wanted:
+        return stored
+    if extend:
+        return stored.extended_by(wanted)
+    diffs = "; ".join(stored.differences(wanted))
+    raise SweepError(
+        f"{sweep.manifest_path} disagrees with this command ({diffs}); use another --out, "
+        "the stored definition (rerun with only --out), or --extend to add games, algos, "
+        "variants or seeds to this sweep"
+    )
+
+
 def _with_launch_options(opts: dict[str, Any], stored: dict[str, Any]) -> list[str]:
     """Fill the launch options this command does not give from the manifest's (the last
     launch's), in place; returns them as flags, for the line that says so.
@@ -213,12 +243,13 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str], held: contextlib.ExitS
             train_options={k: opts.get(k) for k in TRAIN_OPTIONS},
             seeds_explicit=opts["seeds_explicit"],
         )
-        if stored is not None and stored != definition:
-            diffs = "; ".join(stored.differences(definition))
-            raise SweepError(
-                f"{sweep.manifest_path} disagrees with this command ({diffs}); use another --out "
-                "or the stored definition (rerun with only --out)"
-            )
+        if stored is not None:
+            definition = _against_manifest(sweep, stored, definition, args.extend)
+    if args.extend and not defining_given:
+        raise SweepError(
+            "--extend needs the extended definition: pass --config and/or --games, --algos, "
+            "--variants or --seeds with everything the sweep has plus what to add"
+        )
 
     specs = definition.runs()
     retry = not args.no_retry
@@ -229,9 +260,15 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str], held: contextlib.ExitS
     sweep.path.mkdir(parents=True, exist_ok=True)
     held.enter_context(sweep.driver_lock())  # one driver per sweep directory
     now = sweep.read_manifest()  # another driver may have written it since it was read
-    if now is not None and now != definition:
-        diffs = "; ".join(now.differences(definition))
-        raise SweepError(f"{sweep.manifest_path} disagrees with this command ({diffs})")
+    if now is not None:
+        definition = _against_manifest(sweep, now, definition, args.extend)
+        added = [
+            f"{key} {[v for v in getattr(definition, key) if v not in getattr(now, key)]}"
+            for key in GROWABLE_KEYS
+            if getattr(definition, key) != getattr(now, key)
+        ]
+        if added:
+            print(f"sweep {sweep.path}: extended by {', '.join(added)}")
     statuses = {spec: sweep.status(spec) for spec in specs}
     if reused:
         print(f"sweep {sweep.path}: launch options from the manifest: {' '.join(reused)}")

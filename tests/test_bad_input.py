@@ -294,6 +294,15 @@ CASES = [
         ["--out", "{root}/sweeps/ok", *SWEEP, "--seeds", "3", "--timesteps", "64"],
         "disagrees with this command",
     ),
+    case(
+        "sweep-extend-changes-timesteps",
+        "sweep",
+        ["--out", "{root}/sweeps/ok", *SWEEP, "--seeds", "3", "--timesteps", "128", "--extend"],
+        "--extend only adds",
+    ),
+    case(
+        "sweep-extend-nothing", "sweep", ["--out", "{root}/sweeps/ok", "--extend"], "--extend needs"
+    ),
     # ------------------------------------------------------------------ compare
     case("compare-bool-returns", "compare", ["{root}/compare/bool"], "'final_returns' must be"),
     case("compare-text-returns", "compare", ["{root}/compare/text"], "'final_returns' must be"),

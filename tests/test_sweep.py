@@ -596,6 +596,47 @@ def test_manifest_mismatch_is_exit_2_and_changes_nothing(tiny_sweep) -> None:
     assert (path / "manifest.json").read_bytes() == manifest
 
 
+def test_extend_adds_seeds_runs_only_the_new_runs_and_keeps_the_old(tiny_sweep, tmp_path) -> None:
+    path = tmp_path / "grown"
+    shutil.copytree(tiny_sweep[0], path)
+    before = result_mtimes(path)
+    argv = [*TINY, "--out", str(path), "--extend"]
+    argv[argv.index("--seeds") + 1 : argv.index("--seeds") + 2] = ["0..2"]
+    argv[argv.index("--variants") + 1 : argv.index("--variants") + 3] = ["coordconv", "conv"]
+
+    rc, out, _ = run_main(argv)
+    assert rc == 0, out
+    assert "extended by seeds [2]" in out and "6 runs (4 complete, 2 to run" in out
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["definition"]["seeds"] == [0, 1, 2]
+    assert manifest["definition"]["variants"] == ["conv", "coordconv"]  # the stored order kept
+    assert len(manifest["runs"]) == 6
+    after = result_mtimes(path)
+    assert {k: after[k] for k in before} == before  # the old runs untouched
+    assert sorted(set(after) - set(before)) == [spec("conv", 2).name, spec("coordconv", 2).name]
+
+    rc, out, _ = run_main(["--out", str(path), "--dry-run"])  # the grown sweep is the sweep now
+    assert rc == 0 and "6 runs: 6 complete" in out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--timesteps", "512"), "timesteps: 256 (manifest) != 512 (command)"),
+        (("--variants", "conv"), "variants: ['coordconv'] of the manifest are not in the command"),
+    ],
+)
+def test_extend_refuses_anything_but_additions(tiny_sweep, change, message) -> None:
+    path = tiny_sweep[0]
+    manifest = (path / "manifest.json").read_bytes()
+    argv = [*TINY, "--out", str(path), "--extend"]
+    at = argv.index(change[0])
+    argv[at : at + (3 if change[0] == "--variants" else 2)] = list(change)
+    rc, _, err = run_main(argv)
+    assert rc == 2 and "--extend only adds" in err and message in err, err
+    assert (path / "manifest.json").read_bytes() == manifest
+
+
 def test_failed_run_does_not_stop_others_then_no_retry_then_retry(tiny_sweep, tmp_path) -> None:
     path = tmp_path / "copy"
     shutil.copytree(tiny_sweep[0], path)

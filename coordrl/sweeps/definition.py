@@ -407,6 +407,40 @@ class SweepDefinition:
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: {a[k]!r} (manifest) != {b[k]!r} (command)" for k in a if a[k] != b[k]]
 
+    def extended_by(self, other: SweepDefinition) -> SweepDefinition:
+        """This (stored) definition with the games, algorithms, variants and seeds of ``other``
+        added, for ``coordrl.sweep --extend``: the runs this sweep has keep their names and
+        settings, and the new ones run with the same settings. The stored order is kept and new
+        values follow in ``other``'s order.
+
+        :param other: the command's definition; it must list everything this one lists and
+            agree on everything else (timesteps, overrides, train options)
+        :raises SweepError: ``other`` drops a value or changes a setting (names which)
+        """
+        problems = [
+            line for line in self.differences(other) if line.split(":", 1)[0] not in GROWABLE_KEYS
+        ]
+        a, b = self.to_dict(), other.to_dict()
+        for key in GROWABLE_KEYS:
+            dropped = [v for v in a[key] if v not in b[key]]
+            if dropped:
+                problems.append(f"{key}: {dropped!r} of the manifest are not in the command")
+        if problems:
+            raise SweepError(
+                "--extend only adds games, algorithms, variants or seeds; " + "; ".join(problems)
+            )
+        grown = {key: a[key] + [v for v in b[key] if v not in a[key]] for key in GROWABLE_KEYS}
+        return SweepDefinition(
+            **grown,
+            timesteps=self.timesteps,
+            overrides=dict(self.overrides),
+            train_options=dict(self.train_options),
+        )
+
+
+#: The definition keys that ``--extend`` may add values to.
+GROWABLE_KEYS = ("games", "algos", "variants", "seeds")
+
 
 def _is_variant(name: str) -> bool:
     try:
