@@ -3,9 +3,12 @@
 paper's DQN after 5M frames. Fixed, not taken from the runs present, so adding runs never changes
 earlier normalised numbers.
 
-* ``random``: measured here, 2026-12-03, ``python scripts/minatar_random_scores.py --episodes 1000``
+* ``random``: measured here, 2026-12-03, ``python scripts/random_scores.py --episodes 1000``
   (uniform random actions over each id's action set, MinAtar 1.0.15 defaults: sticky actions 0.1,
   difficulty ramping; full episodes on coordrl's evaluation env, seed 0; standard errors 0.01-0.11).
+  The script then kept the first 1000 episodes to end; since 2026-12-04 it spreads them evenly over
+  its 8 envs, as SB3's ``evaluate_policy`` does. Rerun that way (2026-12-04), every value moved by
+  less than one standard error (at most 0.032, Space Invaders v1), so the table is kept as measured.
 * ``reference``: DQN at 5M frames in the MinAtar paper (Young & Tian 2019, arXiv:1903.03176 v2),
   read off its learning-curve figure (``img/learning_curves.gif`` of kenjyoung/MinAtar at commit
   4241f24685622cfb52f843cab9bbcf385a53484a; 30 seeds, moving average of 100 training episodes, all
