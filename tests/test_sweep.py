@@ -202,6 +202,8 @@ def test_local_backend_interrupt_then_kill_after_grace(tmp_path: Path) -> None:
     _sigint_on_first_poll(polite)
     out = io.StringIO()
     progress = _progress_for([polite, stubborn, queued], tmp_path, stream=out)
+    # (SIG_IGN, not default_int_handler, when pytest runs as a background job of a shell)
+    handler = signal.getsignal(signal.SIGINT)
     start = time.monotonic()
     outcomes, stopped = local.run_local([polite, stubborn, queued], 2, [], progress, grace_s=0.5)
     assert stopped and time.monotonic() - start < 10
@@ -211,7 +213,7 @@ def test_local_backend_interrupt_then_kill_after_grace(tmp_path: Path) -> None:
     assert sorted(o.returncode for o in outcomes) == [-9, 130]
     assert "stopping" in out.getvalue() and "killing" in out.getvalue()
     assert progress.counts().steps_left == 0  # the queued run is not in the ETA any more
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is handler  # restored
 
 
 def test_ray_task_follows_the_same_stop_sequence(tmp_path: Path) -> None:
