@@ -13,6 +13,7 @@ Exit codes: 0 done, 2 bad input (one ``error: ...`` line), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -84,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="greedy actions (default: as the run's config, eval_deterministic)",
     )
+    p.add_argument(
+        "--env-backend",
+        choices=("native", "sb3"),
+        help="Atari vector env backend to play on (default: the run's); e.g. a model trained on "
+        "one backend evaluated on the other",
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return p
 
@@ -108,6 +115,8 @@ def _main(argv: list[str]) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     deterministic = config.eval_deterministic if args.deterministic is None else args.deterministic
+    if args.env_backend is not None:
+        config = dataclasses.replace(config, env_backend=args.env_backend)
     env = make_eval_env(config, args.episodes, seed=args.seed)
     try:
         # built from config.yaml on the env; nothing in the file is unpickled
@@ -125,6 +134,7 @@ def _main(argv: list[str]) -> int:
                     "algo": config.algo,
                     "variant": config.variant,
                     "seed": config.seed,
+                    "env_backend": config.env_backend,
                     "steps": int(model.num_timesteps),
                     "returns": returns,
                     "lengths": lengths,
@@ -136,6 +146,7 @@ def _main(argv: list[str]) -> int:
     else:
         print(
             f"{config.game} {config.algo} {config.variant} seed {config.seed} "
+            f"[{config.env_backend} backend] "
             f"({model_path.name}, {model.num_timesteps} steps): {mean:.2f} ± {std:.2f} over "
             f"{len(returns)} episodes (min {min(returns):.1f}, max {max(returns):.1f})"
         )

@@ -388,6 +388,10 @@ def test_compare_two_sweeps_by_env_backend(tmp_path, capsys):
     assert main([*argv, "--baseline", "sb3", "--treatment", "native", "--bootstrap", "200"]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
     assert report.startswith("# Comparison by env_backend: native vs sb3")
+    # the Runs section names both sweep directories, not only the first
+    assert f"* `{tmp_path / 'native'}` (manifest.json: absent)" in report
+    assert f"* `{tmp_path / 'sb3'}` (manifest.json: absent)" in report
+    assert "Runs: complete: 12" in report
     rows = _read_csv(tmp_path / "report" / "comparison.csv")
     rows = [r for r in rows if r["metric"] == "final return"]
     assert {r["game"] for r in rows} == {"Breakout", "Pong"}

@@ -103,7 +103,14 @@ def test_pong_train_then_evaluate(algo, tmp_path, capsys):
     if algo == "ppo":
         rc, out, err = run_main(evaluate.main, [str(run_dir), "--episodes", "1"], capsys)
         assert rc == 0, err
-        assert "Pong ppo conv seed 0" in out and "±" in out and "over 1 episodes" in out
+        assert "Pong ppo conv seed 0 [native backend]" in out and "±" in out
+        assert "over 1 episodes" in out
+        # the same model on the other backend's evaluation env (a cross-check of the backends)
+        argv = [str(run_dir), "--episodes", "1", "--env-backend", "sb3", "--json"]
+        rc, out, err = run_main(evaluate.main, argv, capsys)
+        assert rc == 0, err
+        data = json.loads(out)
+        assert data["env_backend"] == "sb3" and -21 <= data["returns"][0] <= 21
 
 
 def test_pong_sb3_backend_with_coordconv(tmp_path, capsys):

@@ -378,7 +378,8 @@ def analyse(runs: SweepRuns, settings: Settings) -> Analysis:
     for role, name in (("baseline", settings.baseline), ("treatment", settings.treatment)):
         if name not in present:
             raise ValueError(
-                f"{role} variant {name!r} has no complete run in {runs.root}; variants present: "
+                f"{role} variant {name!r} has no complete run in "
+                f"{', '.join(map(str, runs.roots))}; variants present: "
                 f"{', '.join(present) or 'none'} (choose with --baseline/--treatment)"
             )
     if settings.baseline == settings.treatment:

@@ -341,16 +341,25 @@ def _method_section(analysis: Analysis) -> str:
 def _runs_section(analysis: Analysis) -> str:
     runs = analysis.runs
     counts = Counter(r.status for r in runs.complete + runs.not_usable)
-    parts = [f"## Runs\n\nSweep directory: `{runs.root}`"]
-    parts.append(
-        ("manifest.json: present" if runs.manifest is not None else "manifest.json: absent")
-        + " — "
-        + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-    )
+    counted = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    if runs.parts:
+        listed = "\n".join(
+            f"* `{part.root}` (manifest.json: {'present' if part.manifest else 'absent'})"
+            for part in runs.parts
+        )
+        parts = [f"## Runs\n\nSweep directories:\n\n{listed}", f"Runs: {counted}"]
+    else:
+        parts = [f"## Runs\n\nSweep directory: `{runs.root}`"]
+        parts.append(
+            ("manifest.json: present" if runs.manifest is not None else "manifest.json: absent")
+            + " — "
+            + counted
+        )
     if runs.earlier_failures:
+        kept = ", ".join(f"`{root / 'failed'}`" for root in runs.roots)
         parts.append(
             f"{len(runs.earlier_failures)} earlier failed attempt(s) of retried runs are kept in "
-            f"`{runs.root / 'failed'}` and not used."
+            f"{kept} and not used."
         )
     if runs.not_usable:
         parts.append(

@@ -90,6 +90,7 @@ class SweepRuns:
     :param not_usable: failed, interrupted, missing and duplicate runs, with a reason each.
     :param manifest: the parsed ``manifest.json`` or ``None``.
     :param earlier_failures: earlier failed attempts of retried runs (``SWEEP/failed/``).
+    :param parts: the sweep directories :func:`merge_runs` put together (empty for one).
     """
 
     root: Path
@@ -97,6 +98,12 @@ class SweepRuns:
     not_usable: list[RunRecord] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
     earlier_failures: list[Path] = field(default_factory=list)
+    parts: list[SweepRuns] = field(default_factory=list)
+
+    @property
+    def roots(self) -> list[Path]:
+        """The sweep directories these runs come from."""
+        return [part.root for part in self.parts] or [self.root]
 
 
 def _identity(game: str, algo: str, variant: str, seed: int) -> tuple[str, str, str, int]:
@@ -274,6 +281,7 @@ def merge_runs(parts: Sequence[SweepRuns]) -> SweepRuns:
     two of them is used once, the second listed as a duplicate)."""
     out = SweepRuns(root=parts[0].root, manifest=parts[0].manifest if len(parts) == 1 else None)
     seen: dict[tuple[str, str, str, int], RunRecord] = {}
+    out.parts = list(parts) if len(parts) > 1 else []
     for part in parts:
         for record in part.complete:
             _add_complete(out, seen, record)
