@@ -63,17 +63,23 @@ def _sb3_reference(game: str, native: NativeAtariVecEnv, seed: int, max_frames: 
 def _assert_frames_match(native: np.ndarray, sb3: np.ndarray, what: str) -> None:
     """Equal frames, up to the one known pixel difference: SB3 max-pools the two RGB frames and
     then converts to grey, ale-py converts each to grey and then max-pools, so where colours
-    overlap a few pixels differ by a few grey levels (measured, 1,500 random steps x 2 envs of
-    five games: 0.11% of the pixels on average in RoadRunner, at most 0.6% in one observation,
-    by at most 24 of 255)."""
+    overlap a few pixels differ by a few grey levels (measured, 1,500 random steps x 2 envs:
+    on average 0.11% of the pixels in RoadRunner, 0.13% in Krull, 0.22% in KungFuMaster; at
+    most 1.5% in one observation (Krull), by at most 30 of 255 (KungFuMaster))."""
     differ = native != sb3
-    assert differ.mean() <= 0.01, f"{what}: {differ.mean():.2%} of the pixels differ"
+    assert differ.mean() <= 0.02, f"{what}: {differ.mean():.2%} of the pixels differ"
     assert np.abs(native.astype(int) - sb3).max() <= 32, f"{what}: pixels differ by > 32"
 
 
 def _play_both(game: str, training: bool, steps: int, actions, seed: int = 7, n_envs: int = 2):
     """Step both backends with the same actions, asserting equality; returns what was seen."""
-    rom = {"Breakout": "breakout", "Asterix": "asterix", "RoadRunner": "road_runner"}[game]
+    rom = {
+        "Breakout": "breakout",
+        "Asterix": "asterix",
+        "RoadRunner": "road_runner",
+        "KungFuMaster": "kung_fu_master",
+        "Krull": "krull",
+    }[game]
     native = NativeAtariVecEnv(rom, n_envs, seed=seed, training=training)
     reference = _sb3_reference(game, native, seed)
     seen = {"episodes": 0, "life_losses": 0, "max_reward": 0.0}
@@ -126,11 +132,15 @@ def _random(seed: int, n_actions: int = 4):
         ("Breakout", False, 1500),  # evaluation: full games, FIRE only at game start
         ("Asterix", True, 1200),  # no FIRE, lives, 50-point rewards (clipping shows)
         ("Asterix", False, 600),
-        ("RoadRunner", True, 600),  # FIRE, 18 actions, most pixel differences of the five
+        ("RoadRunner", True, 600),  # FIRE, 18 actions
+        ("KungFuMaster", True, 1500),  # lives, no FIRE at index 1, most pixel differences
+        ("Krull", True, 1500),  # FIRE, 18 actions, 3 lives
     ],
 )
 def test_native_plays_sb3_protocol_exactly(game: str, training: bool, steps: int) -> None:
-    n_actions = {"Breakout": 4, "Asterix": 9, "RoadRunner": 18}[game]
+    n_actions = {"Breakout": 4, "Asterix": 9, "RoadRunner": 18, "KungFuMaster": 14, "Krull": 18}[
+        game
+    ]
     seen = _play_both(game, training, steps, _random(1, n_actions))
     assert seen["episodes"] >= 2  # games ended (and restarted) on both
     if training:
