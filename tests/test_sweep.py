@@ -452,10 +452,13 @@ def test_a_second_driver_is_refused_naming_the_first(tmp_path: Path, monkeypatch
     )
     sweep_dir = SweepDir(path)
     deadline = time.monotonic() + 120
+
     # The driver takes its lock, then writes the manifest: wait for both.
-    while (
-        sweep_dir.driver_holder() or {}
-    ).get("pid") != first.pid or not sweep_dir.manifest_path.exists():
+    def driving() -> bool:
+        holder = sweep_dir.driver_holder() or {}
+        return holder.get("pid") == first.pid and sweep_dir.manifest_path.exists()
+
+    while not driving():
         assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
         time.sleep(0.05)
     manifest = (path / "manifest.json").read_bytes()
