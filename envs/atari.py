@@ -6,10 +6,10 @@ frame skip 4 with max-pooling of the last two frames, 84x84 grayscale, 4 stacked
 (channel-first, ``(4, 84, 84)`` uint8), FIRE and action 2 after every reset where the game has
 FIRE, a 108k-frame cap, and for training (``training=True``) end-of-life as terminal (followed by
 a NOOP step and the FIRE reset) plus rewards clipped to their sign, while ``info["episode"]``
-carries the real full-game unclipped score. The native backend plays this protocol step for step
-(tests/test_envs_protocol.py; the remaining pixel-level differences are in its module
-docstring). ``training=False`` builds the evaluation env: full games (no life-loss terminal) and
-unclipped rewards.
+carries the real full-game unclipped score. The native backend plays this protocol step for step,
+pixel for pixel (tests/test_envs_protocol.py; what still differs is in its module docstring).
+``training=False`` builds the evaluation env: full games (no life-loss terminal) and unclipped
+rewards.
 """
 
 from __future__ import annotations

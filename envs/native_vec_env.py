@@ -8,7 +8,8 @@ protocol step for step (tests/test_envs_protocol.py checks it against that stack
 
 * each game runs on its own one-game ale-py C++ ``AtariVectorEnv``, which does what sits at or
   below ``MaxAndSkipEnv`` level: game reset with the no-op start, frame skip with max-pooling of
-  the last two frames, 84x84 grey (pixel-identical to ``WarpFrame``). Each has a C++ worker
+  the last two RGB frames. ``WarpFrame``'s grey conversion and resize (OpenCV, as SB3's) are
+  done here, so observations are pixel-identical to SB3's. Each has a C++ worker
   thread, so the games of one step run in parallel; one env per game (rather than one C++ env for
   all) is what lets a single game play the extra steps SB3 plays in a reset while the others wait.
 * written here, by hand, because no library does it for the native env: what SB3's wrappers above
@@ -28,12 +29,8 @@ ale-py (0.12) behaviour this relies on (see tests/test_envs_native.py):
   frame of the next game and ``info["final_obs"]``; ``lives`` and frame numbers are post-reset.
 
 Differences that remain (random-policy scores of both backends agree,
-tests/test_envs_consistency.py; the backend study in README finds no learning difference):
+tests/test_envs_consistency.py; README's backend study compares learning):
 
-* grey frames: SB3 max-pools the two RGB frames and then converts to grey, ale-py converts each
-  frame to grey and then max-pools; where colours overlap a few pixels differ by a few grey
-  levels (on average 0.11% of the pixels in RoadRunner, at most 0.6% in one observation, by at
-  most 24 of 255; 1,500 random steps x 2 envs of 5 games);
 * at a game over ale-py stops before grabbing the frame that ended the game, so the last frame of
   that ``terminal_observation`` can differ (SB3's algorithms read it only for truncated episodes);
 * ``reset()`` always starts new games (SB3's ``EpisodicLifeEnv`` turns a mid-game reset of a
@@ -50,6 +47,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import gymnasium as gym
 import numpy as np
 from ale_py import Action
@@ -77,6 +75,11 @@ class _Game:
     """One game on a one-game ale-py C++ env: SB3's ``NoopResetEnv`` + ``MaxAndSkipEnv`` +
     ``WarpFrame`` level, the frame cap, and the score and length ``Monitor`` reports.
 
+    The C++ env max-pools the last two RGB frames, as ``MaxAndSkipEnv`` does; the grey
+    conversion and the resize are ``WarpFrame``'s, done here. (ale-py's own ``grayscale=True``
+    converts each frame to grey before max-pooling, which changes the pixels where two colours
+    overlap: up to 1.5% of an observation's pixels by up to 30 grey levels, measured.)
+
     :param rom: ale-py ROM id.
     :param noop_max: SB3's ``noop_max``: each game starts with 1 to ``noop_max`` no-op frames
         (0: none).
@@ -98,6 +101,7 @@ class _Game:
     ) -> None:
         self.noop_max = noop_max
         self.max_frames = max_frames
+        self.screen_size = screen_size
         self.ale = AtariVectorEnv(
             rom,
             1,
@@ -111,9 +115,9 @@ class _Game:
             frameskip=frame_skip,
             maxpool=True,
             stack_num=1,  # stacked by NativeAtariVecEnv, which zero-fills as VecFrameStack
-            img_height=screen_size,
-            img_width=screen_size,
-            grayscale=True,
+            img_height=210,  # the full RGB screen: converted by _warp, as WarpFrame does
+            img_width=160,
+            grayscale=False,
             repeat_action_probability=repeat_action_probability,
             full_action_space=False,
             # The C++ cap counts frames after the no-ops; the cap of this class counts from the
@@ -146,7 +150,7 @@ class _Game:
         self._frame_number = int(info["frame_number"][0])
         self._game_start = self._frame_number - int(info["episode_frame_number"][0])
         self.score = 0.0
-        return obs[0, -1].copy()
+        return self._warp(obs)
 
     def send(self, action: int) -> None:
         """Start one step (``frame_skip`` frames) with ``action``; :meth:`recv` returns it."""
@@ -166,12 +170,19 @@ class _Game:
             # the ended game's last frame number = the new game's start
             self._frame_number = int(info["frame_number"][0]) - int(info["episode_frame_number"][0])
             self.lives = 0
-            final = info["final_obs"][0, -1].copy()
+            final = self._warp(info["final_obs"])
             return final, float(reward[0]), bool(terminated[0]), bool(truncated[0])
         self._frame_number = int(info["frame_number"][0])
         self.lives = int(info["lives"][0])
         truncated = self._frame_number - self._game_start >= self.max_frames
-        return obs[0, -1].copy(), float(reward[0]), False, bool(truncated)
+        return self._warp(obs), float(reward[0]), False, bool(truncated)
+
+    def _warp(self, obs: np.ndarray) -> np.ndarray:
+        """``WarpFrame.observation``: the max-pooled RGB screen of ``obs`` (shape
+        ``(1, 1, 210, 160, 3)``) to grey, then resized with area interpolation."""
+        frame = cv2.cvtColor(obs[0, -1], cv2.COLOR_RGB2GRAY)
+        size = (self.screen_size, self.screen_size)
+        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
     @property
     def length(self) -> int:
