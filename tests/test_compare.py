@@ -169,6 +169,7 @@ def test_end_to_end_report(tmp_path, capsys, wrong_modes):
     assert all(a["n_runs_per_game"] == "3" and a["n_games"] == "2" for a in aggregates)
     poi = _read_csv(report / "probability_of_improvement.csv")
     assert [(p["x"], p["y"]) for p in poi] == [("coordconv", "conv")]
+    assert 0 < float(poi[0]["permutation_p"]) <= 1 and poi[0]["permutation_exact"] == "True"
 
     md = (report / "report.md").read_text()
     for text in (

@@ -195,6 +195,55 @@ def test_probability_of_improvement_extremes():
     np.testing.assert_allclose(intervals["hi,lo"], [1.0, 1.0])
 
 
+def test_probability_x_better_by_hand():
+    # 1 loses to both 2s, each 2 ties both 2s, 3 beats both: (0 + 0 + 4 * 0.5 + 2) / 6
+    assert stats.probability_x_better([1, 2, 3], [2, 2]) == pytest.approx(0.5)
+    assert stats.probability_x_better([5], [1, 2]) == 1.0
+    # rliable's per-game value on a one-game matrix
+    x, y = np.array([[1.0], [4.0], [6.0]]), np.array([[2.0], [5.0], [3.0]])
+    points, _ = aggregate.probability_of_improvement({"x": x, "y": y}, [("x", "y")], 100, 0)
+    assert stats.probability_x_better(x[:, 0], y[:, 0]) == pytest.approx(points["x,y"])
+
+
+def test_stratified_permutation_p_by_hand():
+    rng = np.random.default_rng(0)
+    # One game, pooled [3, 1, 2], one run labelled X: P(X > Y) is 1, 0 or 0.5; observed 1,
+    # and 1 and 0 are as far from 0.5 as it: p = 2/3.
+    assert stats.stratified_permutation_p([[3]], [[1, 2]], rng) == (pytest.approx(2 / 3), True)
+    # Two games: the 3 x 3 relabellings give means 0.75, 0.5, 1, 0.25, 0, 0.5, 0.5, 0.25, 0.75;
+    # observed (1 + 0.5) / 2 = 0.75, so 6 of 9 are at least 0.25 from 0.5.
+    p, exact = stats.stratified_permutation_p([[3], [5]], [[1, 2], [4, 6]], rng)
+    assert exact and p == pytest.approx(6 / 9)
+    # Relabelling within games only: X always better on 4 games of 3 vs 3 runs. Pooled over
+    # games X would not look better (the games' scales differ); stratified, only the observed
+    # labelling and its mirror are as extreme: p = 2 / 20^4.
+    xs = [[11, 12, 13], [101, 102, 103], [1001, 1002, 1003], [5, 6, 7]]
+    ys = [[1, 2, 3], [91, 92, 93], [991, 992, 993], [1, 2, 4]]
+    p, exact = stats.stratified_permutation_p(xs, ys, rng)
+    assert exact and p == pytest.approx(2 / 20**4)
+
+
+def test_stratified_permutation_p_sampled_agrees_with_exact():
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(0.3, 1, 3) for _ in range(4)]
+    ys = [rng.normal(0.0, 1, 3) for _ in range(4)]
+    exact, is_exact = stats.stratified_permutation_p(xs, ys, rng)
+    sampled, is_sampled_exact = stats.stratified_permutation_p(
+        xs, ys, np.random.default_rng(2), n_resamples=20_000, max_exact=0
+    )
+    assert is_exact and not is_sampled_exact
+    assert sampled == pytest.approx(exact, abs=0.015)  # 3 standard errors at p ~ 0.5
+    # X better on 5 games: 2 in 20^5 relabellings are as extreme, so 99 random ones (almost
+    # surely) hit none and p is the smallest a sampled test gives, 1 / (1 + 99), never 0
+    far = stats.stratified_permutation_p([[9, 10, 11]] * 5, [[1, 2, 3]] * 5, rng, 99, max_exact=0)
+    assert far == (pytest.approx(0.01), False)
+
+
+def test_stratified_permutation_p_rejects_mismatched_games():
+    with pytest.raises(ValueError, match="same one or more games"):
+        stats.stratified_permutation_p([[1, 2]], [[1], [2]], np.random.default_rng(0))
+
+
 def test_normalize_game():
     raw = {"conv": np.array([-20.7, 14.6]), "coordconv": np.array([-3.05])}
     norm, method = aggregate.normalize_game("Pong", True, raw)

@@ -86,6 +86,8 @@ class PoiRow:
     ci_low: float
     ci_high: float
     n_games: int
+    permutation_p: float  # stats.stratified_permutation_p
+    permutation_exact: bool
 
 
 @dataclass
@@ -349,8 +351,11 @@ def _aggregate_algo(
     for x, y in pairs:
         key = f"{x},{y}"
         lo, hi = poi_intervals[key]
+        p, exact = stats.stratified_permutation_p(
+            list(matrices[x].T), list(matrices[y].T), np.random.default_rng(s.seed)
+        )
         analysis.poi.append(
-            PoiRow(algo, x, y, poi_points[key], float(lo), float(hi), len(agg_games))
+            PoiRow(algo, x, y, poi_points[key], float(lo), float(hi), len(agg_games), p, exact)
         )
     all_scores = np.concatenate([m.ravel() for m in matrices.values()])
     tau = np.linspace(min(0.0, float(all_scores.min())), max(1.0, float(all_scores.max())), 101)

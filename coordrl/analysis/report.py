@@ -14,7 +14,7 @@ from pathlib import Path
 
 from coordrl.analysis import plots, stats
 from coordrl.analysis.aggregate import AGGREGATE_METRICS, MIN_MAX
-from coordrl.analysis.comparison import AUC, FINAL, Analysis, ComparisonRow
+from coordrl.analysis.comparison import AUC, FINAL, Analysis, ComparisonRow, PoiRow
 from coordrl.files import atomic_write_text
 
 REPORT_FILE = "report.md"
@@ -42,6 +42,10 @@ def _ci(low: float, high: float) -> str:
     if math.isnan(low):
         return "–"
     return f"[{_num(low)}, {_num(high)}]"
+
+
+def _perm_p(row: PoiRow) -> str:
+    return f"{_p(row.permutation_p)} ({'exact' if row.permutation_exact else 'sampled'})"
 
 
 def _safe(name: str) -> str:
@@ -198,8 +202,22 @@ def write_tables(analysis: Analysis, out_dir: Path) -> list[Path]:
     )
     _write_csv(
         out_dir / POI_CSV,
-        ["algo", "x", "y", "probability_x_better", "ci_low", "ci_high", "n_games"],
-        [[p.algo, p.x, p.y, p.estimate, p.ci_low, p.ci_high, p.n_games] for p in analysis.poi],
+        [
+            "algo",
+            "x",
+            "y",
+            "probability_x_better",
+            "ci_low",
+            "ci_high",
+            "n_games",
+            "permutation_p",
+            "permutation_exact",
+        ],  # fmt: skip
+        [
+            [p.algo, p.x, p.y, p.estimate, p.ci_low, p.ci_high, p.n_games]
+            + [p.permutation_p, p.permutation_exact]
+            for p in analysis.poi
+        ],
     )
     names = [RUNS_CSV, SUMMARY_CSV, COMPARISON_CSV, AUC_COMPARISON_CSV, AGGREGATES_CSV, POI_CSV]
     return [out_dir / n for n in names]
@@ -328,7 +346,12 @@ def _method_section(analysis: Analysis) -> str:
 * Across games (rliable): IQM, median, mean and optimality gap (gamma = 1) of normalised
   scores with 95% stratified-bootstrap CIs, probability of improvement P({s.treatment} >
   {s.baseline}) and performance profiles (these two, and the learning-curve bands, with at
-  most 2000 resamples). Atari games are human-normalised with the DQN Zoo random/human table;
+  most 2000 resamples). With few runs per game, bootstrap CIs are narrow; the probability of
+  improvement is therefore also tested by stratified permutation: under the null hypothesis
+  that within each game the two variants' runs are exchangeable, p is the share of
+  relabellings (runs relabelled within their game) whose P(X > Y) is at least as far from
+  0.5 as the observed one; every relabelling when there are at most 5,000,000, else 10,000
+  random ones. Atari games are human-normalised with the DQN Zoo random/human table;
   MinAtar games with fixed references (0 = a random policy measured here, 1 = the MinAtar
   paper's DQN at 5M frames; coordrl/analysis/minatar_scores.py); other environments are
   min-max normalised over all runs of that environment (and algorithm), so 0 = the worst run
@@ -437,10 +460,14 @@ def _algo_section(analysis: Analysis, algo: str, pngs: list[Path]) -> str:
         )
         poi = [p for p in analysis.poi if p.algo == algo]
         parts.append(
-            "Probability of improvement (P(X > Y) over runs, averaged over games):\n\n"
+            "Probability of improvement (P(X > Y) over runs, averaged over games; permutation p:"
+            " X and Y relabelled within each game, two-sided):\n\n"
             + _md_table(
-                ["X", "Y", "P(X > Y)", "95% CI"],
-                [[p.x, p.y, _num(p.estimate, 3), _ci(p.ci_low, p.ci_high)] for p in poi],
+                ["X", "Y", "P(X > Y)", "95% CI", "permutation p"],
+                [
+                    [p.x, p.y, _num(p.estimate, 3), _ci(p.ci_low, p.ci_high), _perm_p(p)]
+                    for p in poi
+                ],
             )
         )
     if pngs:
@@ -500,6 +527,7 @@ def _verdict_overview(analysis: Analysis) -> str:
         for p in poi:
             lines.append(
                 f"* **{algo}**: P({p.x} > {p.y}) = {_num(p.estimate, 3)} "
-                f"{_ci(p.ci_low, p.ci_high)} over {p.n_games} game(s)."
+                f"{_ci(p.ci_low, p.ci_high)} over {p.n_games} game(s); stratified permutation "
+                f"test p = {_perm_p(p)}."
             )
     return "\n".join(lines) + "\n"
