@@ -187,12 +187,6 @@ def _make_sb3_atari_vec_env(
     repeat_action_probability: float = 0.0,
 ) -> VecEnv:
     """SB3's own pipeline, exactly as rl-zoo3 builds it (Monitor inside AtariWrapper)."""
-    try:
-        import cv2  # noqa: F401  (SB3's WarpFrame needs OpenCV; fail here, not at reset)
-    except ImportError as exc:
-        raise ImportError(
-            "the 'sb3' Atari backend needs OpenCV: pip install opencv-python-headless"
-        ) from exc
     env_id = atari_env_id(name)
     env_kwargs: dict = {"repeat_action_probability": repeat_action_probability}
     if env_id.startswith("ALE/"):
