@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--env-backend",
-        choices=("native", "sb3"),
+        choices=runs.ENV_BACKENDS,
         help="Atari vector env backend to play on (default: the run's); e.g. a model trained on "
         "one backend evaluated on the other",
     )

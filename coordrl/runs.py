@@ -44,6 +44,7 @@ from coordrl.files import (
 
 __all__ = [
     "ALGOS",
+    "ENV_BACKENDS",
     "CorruptRunError",
     "ModelFile",
     "ModelFileError",
@@ -87,6 +88,9 @@ RESULT_SCHEMA_VERSION = 1
 
 #: The algorithms a run may use (``coordrl.agents`` maps them to SB3 classes).
 ALGOS = ("ppo", "a2c", "dqn")
+
+#: The env backends a run may use (``coordrl.envs`` builds them; its ``BACKENDS`` is the same).
+ENV_BACKENDS = ("native", "sb3")
 
 #: A file of a run directory that exists but cannot be read as what it should be.
 CorruptRunError = FileFormatError

@@ -41,7 +41,7 @@ from coordrl._cli import (
     steps_type,
 )
 from coordrl.hardware import DEVICES
-from coordrl.runs import ALGOS, RunConfig
+from coordrl.runs import ALGOS, ENV_BACKENDS, RunConfig
 from coordrl.variant import Variant
 
 __all__ = ["DEFAULTS", "build_parser", "main"]
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--n-envs", type=count_type(1), help="parallel envs (default: config n_envs)")
     what.add_argument(
         "--env-backend",
-        choices=("native", "sb3"),
+        choices=ENV_BACKENDS,
         help=f"Atari backend: ale-py's C++ vector env or SB3's wrappers "
         f"(default {d['env_backend']})",
     )

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, VecTransposeImage
 
-from coordrl.envs import EnvSpec, UnknownEnvError, canonical_game, make_atari_vec_env, make_env
+from coordrl import runs
+from coordrl.envs import (
+    EnvSpec,
+    UnknownEnvError,
+    atari,
+    canonical_game,
+    factory,
+    make_atari_vec_env,
+    make_env,
+)
 from coordrl.envs.atari import ATARI_GAMES, atari_env_id, rom_id
 from coordrl.envs.factory import resolve_env
 from coordrl.envs.native_vec_env import NativeAtariVecEnv
@@ -39,6 +48,11 @@ from coordrl.envs.native_vec_env import NativeAtariVecEnv
 )
 def test_canonical_game_accepts_user_spellings(name: str, game: str) -> None:
     assert canonical_game(name) == game
+
+
+def test_the_cli_backend_choices_are_the_backends_envs_builds() -> None:
+    """``runs.ENV_BACKENDS`` (torch-free, for the CLIs and sweep files) names what envs builds."""
+    assert runs.ENV_BACKENDS == atari.BACKENDS == factory.BACKENDS
 
 
 def test_game_table_is_ale_py_rom_list() -> None:

@@ -74,7 +74,7 @@ CONFIG_KEYS = {
 
 #: The choices of the options that have them (the sweep CLI's parser uses them too).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "env_backend": ("native", "sb3"),
+    "env_backend": runs.ENV_BACKENDS,
     "backend": ("local", "ray"),
     "device": DEVICES,
 }
