@@ -212,7 +212,7 @@ def write_tables(analysis: Analysis, out_dir: Path) -> list[Path]:
             "n_games",
             "permutation_p",
             "permutation_exact",
-        ],  # fmt: skip
+        ],
         [
             [p.algo, p.x, p.y, p.estimate, p.ci_low, p.ci_high, p.n_games]
             + [p.permutation_p, p.permutation_exact]

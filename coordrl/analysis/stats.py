@@ -313,24 +313,31 @@ def curve_auc(
     return float(scipy.integrate.trapezoid(means, s) / (s[-1] - s[0]))
 
 
+def _share_better(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Over the last axis of ``a`` and of ``b`` (leading axes broadcast): the share of pairs with
+    a > b, ties counting one half."""
+    a, b = a[..., :, None], b[..., None, :]
+    return np.mean((a > b) + 0.5 * (a == b), axis=(-2, -1))
+
+
 def probability_x_better(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """P(X > Y) + P(X = Y) / 2 over all pairs of one game's runs: the Mann-Whitney U statistic of
     ``x`` divided by ``len(x) * len(y)`` (rliable's per-game probability of improvement)."""
     a, b = _as_1d(x, "x"), _as_1d(y, "y")
     if a.size == 0 or b.size == 0:
         raise ValueError("both variants need at least one run")
-    return float(np.mean((a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])))
+    return float(_share_better(a, b))
 
 
 def _split_statistics(pooled: np.ndarray, n_x: int) -> np.ndarray:
     """:func:`probability_x_better` for every way of labelling ``n_x`` of ``pooled`` as X."""
-    rest = np.ones(pooled.size, dtype=bool)
-    values = []
-    for chosen in itertools.combinations(range(pooled.size), n_x):
-        rest[:] = True
-        rest[list(chosen)] = False
-        values.append(probability_x_better(pooled[~rest], pooled[rest]))
-    return np.array(values)
+    chosen = np.zeros((math.comb(pooled.size, n_x), pooled.size), dtype=bool)
+    for row, labelled_x in enumerate(itertools.combinations(range(pooled.size), n_x)):
+        chosen[row, list(labelled_x)] = True
+    n_y = pooled.size - n_x
+    x = np.broadcast_to(pooled, chosen.shape)[chosen].reshape(-1, n_x)
+    y = np.broadcast_to(pooled, chosen.shape)[~chosen].reshape(-1, n_y)
+    return _share_better(x, y)
 
 
 def stratified_permutation_p(
@@ -378,7 +385,6 @@ def stratified_permutation_p(
     total = np.zeros(n_resamples)
     for x, y in zip(xs, ys, strict=True):
         shuffled = rng.permuted(np.tile(np.concatenate([x, y]), (n_resamples, 1)), axis=1)
-        a, b = shuffled[:, : x.size, None], shuffled[:, None, x.size :]
-        total += np.mean((a > b) + 0.5 * (a == b), axis=(1, 2))
+        total += _share_better(shuffled[:, : x.size], shuffled[:, x.size :])
     hits = int(np.sum(np.abs(total / n_games - 0.5) >= distance))
     return (1 + hits) / (1 + n_resamples), False
